@@ -1,0 +1,1 @@
+"""AssemblyAI v3 Universal-Streaming protocol, without I/O."""

@@ -1,0 +1,1 @@
+"""Streaming sessions: buffering, pacing, the WebSocket adapter and the supervisor."""

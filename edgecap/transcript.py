@@ -1,0 +1,95 @@
+"""The published transcript turn (`edgecap.turn/1`), built from a final Turn (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edgecap.protocol.messages import Turn
+from edgecap.timeline import AudioTimeline
+
+SCHEMA = "edgecap.turn/1"
+
+
+def iso_utc(ts: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a Z suffix."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def turn_id(session_id: str, turn_order: int) -> str:
+    """Stable id: the same turn always gets the same id, so subscribers can de-duplicate."""
+    return f"{session_id}:{turn_order}"
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptTurn:
+    id: str
+    device_id: str
+    session_id: str
+    turn_order: int
+    text: str
+    confidence: float | None
+    end_of_turn_confidence: float
+    words: tuple[dict[str, Any], ...]
+    language_code: str | None
+    started_at: float | None
+    ended_at: float | None
+    speech_model: str
+    formatted: bool
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "id": self.id,
+            "device_id": self.device_id,
+            "session_id": self.session_id,
+            "turn_order": self.turn_order,
+            "text": self.text,
+            "confidence": self.confidence,
+            "end_of_turn_confidence": self.end_of_turn_confidence,
+            "words": list(self.words),
+            "language_code": self.language_code,
+            "started_at": None if self.started_at is None else iso_utc(self.started_at),
+            "ended_at": None if self.ended_at is None else iso_utc(self.ended_at),
+            "speech_model": self.speech_model,
+            "formatted": self.formatted,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def build_transcript_turn(
+    turn: Turn,
+    *,
+    device_id: str,
+    session_id: str,
+    speech_model: str,
+    timeline: AudioTimeline,
+) -> TranscriptTurn:
+    words = tuple(
+        {"text": w.text, "start_ms": w.start_ms, "end_ms": w.end_ms, "confidence": w.confidence}
+        for w in turn.words
+    )
+    confidence = (
+        round(sum(w.confidence for w in turn.words) / len(turn.words), 6) if turn.words else None
+    )
+    started = timeline.wall_at(turn.words[0].start_ms) if turn.words else None
+    ended = timeline.wall_at(turn.words[-1].end_ms) if turn.words else None
+    return TranscriptTurn(
+        id=turn_id(session_id, turn.turn_order),
+        device_id=device_id,
+        session_id=session_id,
+        turn_order=turn.turn_order,
+        text=turn.transcript,
+        confidence=confidence,
+        end_of_turn_confidence=turn.end_of_turn_confidence,
+        words=words,
+        language_code=turn.language_code,
+        started_at=started,
+        ended_at=ended,
+        speech_model=speech_model,
+        formatted=turn.turn_is_formatted,
+    )
