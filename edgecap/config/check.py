@@ -1,0 +1,37 @@
+"""`edgecap check-config`: validate the configuration and report every problem."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from edgecap.config.load import default_config_path, load_config
+from edgecap.config.problems import ConfigError
+
+EX_OK = 0
+EX_CONFIG = 78  # sysexits.h; the systemd unit lists it in RestartPreventExitStatus=
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_config_command(path: str | None, environ: Mapping[str, str] | None = None) -> int:
+    """Print ``config OK: ...`` and return 0, or print every problem to stderr and return 78."""
+    env = os.environ if environ is None else environ
+    config_path = path if path else str(default_config_path(env))
+    try:
+        loaded = load_config(config_path, env)
+    except ConfigError as exc:
+        print(f"config invalid: {config_path}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EX_CONFIG
+    config = loaded.config
+    print(
+        f"config OK: {loaded.path} (device_id={config.device_id}, auth={config.auth.mode}, "
+        f"streaming={config.streaming.url}, "
+        f"mqtt={_host_port(config.mqtt.host, config.mqtt.port)})"
+    )
+    return EX_OK

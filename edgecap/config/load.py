@@ -1,0 +1,170 @@
+"""Loading: TOML file + environment overrides + validation + secrets, all problems at once."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from edgecap.config.env import apply_env_overrides
+from edgecap.config.model import SECTION_MODELS, AuthMode, Config, default_state_dir
+from edgecap.config.problems import ConfigError, remove_inline_secrets, validation_problems
+from edgecap.config.secrets import Secrets, resolve_secrets
+
+DEFAULT_CONFIG_PATH = Path("/etc/edgecap/edgecap.toml")
+CONFIG_FILE_NAME = "edgecap.toml"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration, its resolved secrets and the file it came from."""
+
+    config: Config
+    secrets: Secrets
+    path: Path
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$EDGECAP_CONFIG``, else ``$CONFIGURATION_DIRECTORY/edgecap.toml``, else the /etc path."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("EDGECAP_CONFIG", "").strip()
+    if explicit:
+        return Path(explicit)
+    config_dir = env.get("CONFIGURATION_DIRECTORY", "").split(":")[0].strip()
+    if config_dir:
+        return Path(config_dir) / CONFIG_FILE_NAME
+    return DEFAULT_CONFIG_PATH
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, [
+            f"{path}: config file not found; copy config/edgecap.toml from the edgecap "
+            "sources there and edit it, or pass --config PATH (or set EDGECAP_CONFIG)"
+        ]
+    except IsADirectoryError:
+        return None, [f"{path}: is a directory; pass the path of the TOML file"]
+    except PermissionError:
+        return None, [
+            f"{path}: cannot be read (permission denied); make it readable by the service user"
+        ]
+    except OSError as exc:
+        return None, [f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [f"{path}: is not UTF-8 text"]
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"{path}: TOML syntax error: {exc}; fix the file (strings need quotes)"]
+
+
+def _raw_path(table: Any, key: str) -> tuple[Path | None, bool]:
+    """(path, usable) of a file key from unvalidated data; unusable when its type is wrong."""
+    value = table.get(key) if isinstance(table, dict) else None
+    if value is None:
+        return None, True
+    if isinstance(value, str) and value.strip():
+        return Path(value), True
+    return None, False
+
+
+def _secrets_best_effort(
+    data: dict[str, Any], environ: Mapping[str, str], base_dir: Path
+) -> list[str]:
+    """Secret problems for a config that failed validation, so they are reported too."""
+    auth = data.get("auth", {})
+    mqtt = data.get("mqtt", {})
+    mode = auth.get("mode", "token_service") if isinstance(auth, dict) else None
+    if not isinstance(mode, str) or mode.lower() not in get_args(AuthMode):
+        mode = None
+    credential, credential_ok = _raw_path(auth, "credential_file")
+    api_key, api_key_ok = _raw_path(auth, "api_key_file")
+    password, password_ok = _raw_path(mqtt, "password_file")
+    skip = {
+        name
+        for name, ok in (
+            ("token_service_credential", credential_ok),
+            ("api_key", api_key_ok),
+            ("mqtt_password", password_ok),
+        )
+        if not ok
+    }
+    _, problems = resolve_secrets(
+        auth_mode=mode.lower() if mode else None,
+        credential_file=credential,
+        api_key_file=api_key,
+        password_file=password,
+        environ=environ,
+        base_dir=base_dir,
+        skip=frozenset(skip),
+    )
+    return problems
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Load, override, validate and resolve secrets; raise ``ConfigError`` with every problem.
+
+    Relative secret file paths are taken relative to the config file's directory.
+    """
+    env = os.environ if environ is None else environ
+    config_path = Path(path) if path is not None else default_config_path(env)
+    base_dir = config_path.parent
+    problems: list[str] = []
+
+    data, read_problems = _read_toml(config_path)
+    problems += read_problems
+    data, inline_problems = remove_inline_secrets(data or {})
+    problems += inline_problems
+    data, env_sources, env_problems = apply_env_overrides(data, env)
+    problems += env_problems
+    if read_problems:
+        raise ConfigError(_dedupe(problems))
+
+    if "state_dir" not in data:
+        data["state_dir"] = str(default_state_dir(env))
+    for section in SECTION_MODELS:
+        data.setdefault(section, {})  # validate absent sections too (auth has a required key)
+    config: Config | None = None
+    validation_error: ValidationError | None = None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        validation_error = exc
+    if validation_error is not None:
+        problems += validation_problems(validation_error, env_sources)
+        problems += _secrets_best_effort(data, env, base_dir)
+        raise ConfigError(_dedupe(problems))
+    assert config is not None
+
+    secrets, secret_problems = resolve_secrets(
+        auth_mode=config.auth.mode,
+        credential_file=config.auth.credential_file,
+        api_key_file=config.auth.api_key_file,
+        password_file=config.mqtt.password_file,
+        environ=env,
+        base_dir=base_dir,
+    )
+    problems += secret_problems
+    if secrets.mqtt_password is not None and config.mqtt.username is None:
+        problems.append(
+            "mqtt.username: required when an MQTT password is configured "
+            f"({secrets.sources['mqtt_password']}); MQTT sends a password only with a user name"
+        )
+    if problems:
+        raise ConfigError(_dedupe(problems))
+    return LoadedConfig(config=config, secrets=secrets, path=config_path)

@@ -1,0 +1,243 @@
+"""Turning configuration mistakes into one-line problems, and the ``ConfigError`` carrying them.
+
+Every problem starts with the dotted key path (or the environment variable or
+file) and says what to do. Values of unknown keys, inline secrets and URLs are
+never quoted back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from edgecap.config.model import CUSTOM_ERROR_TYPE, SECTION_MODELS, Config
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason, one line each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        lines = [f"invalid configuration ({len(self.problems)} problem(s)):"]
+        lines.extend(f"  - {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+API_KEY_HINT = (
+    "put it in a file and set auth.api_key_file, or use "
+    "$CREDENTIALS_DIRECTORY/assemblyai-api-key or EDGECAP_ASSEMBLYAI_API_KEY"
+)
+CREDENTIAL_HINT = (
+    "put it in a file and set auth.credential_file, or use "
+    "$CREDENTIALS_DIRECTORY/token-service-credential or EDGECAP_TOKEN_SERVICE_CREDENTIAL"
+)
+MQTT_HINT = (
+    "put it in a file and set mqtt.password_file, or use "
+    "$CREDENTIALS_DIRECTORY/mqtt-password or EDGECAP_MQTT_PASSWORD"
+)
+_API_KEY_NAMES = frozenset({"api_key", "apikey", "key", "assemblyai_api_key"})
+_CREDENTIAL_NAMES = frozenset(
+    {"credential", "credentials", "token", "team_token", "token_service_credential", "secret"}
+)
+_PASSWORD_NAMES = frozenset({"password", "passwd", "pass", "mqtt_password"})
+
+
+def inline_secret_hint(section: str | None, key: str) -> str | None:
+    """The advice for a key that looks like an inline secret, or None if it does not."""
+    name = key.lower().replace("-", "_")
+    if name in _API_KEY_NAMES:
+        return API_KEY_HINT
+    if name in _PASSWORD_NAMES:
+        return MQTT_HINT if section in (None, "mqtt") else CREDENTIAL_HINT
+    if name in _CREDENTIAL_NAMES:
+        return MQTT_HINT if section == "mqtt" else CREDENTIAL_HINT
+    return None
+
+
+def remove_inline_secrets(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Drop keys that hold secrets inline (a copy is returned) and explain each one."""
+    problems: list[str] = []
+    cleaned: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in Config.model_fields and (hint := inline_secret_hint(None, key)):
+            problems.append(f"{key}: secrets are not accepted inline; {hint}")
+            continue
+        model = SECTION_MODELS.get(key)
+        if model is not None and isinstance(value, dict):
+            section: dict[str, Any] = {}
+            for sub_key, sub_value in value.items():
+                hint = None if sub_key in model.model_fields else inline_secret_hint(key, sub_key)
+                if hint:
+                    problems.append(f"{key}.{sub_key}: secrets are not accepted inline; {hint}")
+                else:
+                    section[sub_key] = sub_value
+            cleaned[key] = section
+        else:
+            cleaned[key] = value
+    return cleaned, problems
+
+
+def suggest_key(model: type[BaseModel], name: str) -> str | None:
+    """The closest field name of ``model`` to ``name`` (typo tolerance), if any."""
+    fields = list(model.model_fields)
+    lowered = {f.lower(): f for f in fields}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    matches = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:
+    if not loc:
+        return Config
+    if len(loc) == 1:
+        return SECTION_MODELS.get(loc[0])
+    return None
+
+
+def unknown_key_problem(loc: Sequence[str]) -> str:
+    path = ".".join(loc)
+    parent = _model_at(loc[:-1])
+    name = loc[-1]
+    if parent is None:
+        return f"{path}: unknown key; remove it"
+    guess = suggest_key(parent, name)
+    if guess is not None:
+        return f"{path}: unknown key (did you mean {guess}?)"
+    homes = [s for s, m in SECTION_MODELS.items() if name in m.model_fields and s != loc[0]]
+    if homes:
+        return (
+            f"{path}: unknown key here (did you mean {homes[0]}.{name}? put it under [{homes[0]}])"
+        )
+    if len(loc) == 2 and name in Config.model_fields and name not in SECTION_MODELS:
+        return f"{path}: unknown key here ({name} is a top-level key: put it before any [section])"
+    valid = ", ".join(parent.model_fields)
+    return f"{path}: unknown key; remove it (valid keys: {valid})"
+
+
+def show_value(value: Any) -> str:
+    """A short TOML-ish rendering of a (non-secret) value for a problem line."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounds_text(model: type[BaseModel] | None, field: str) -> str | None:
+    if model is None or field not in model.model_fields:
+        return None
+    ge = gt = le = lt = None
+    for item in model.model_fields[field].metadata:  # annotated_types Ge/Gt/Le/Lt markers
+        ge = getattr(item, "ge", ge)
+        gt = getattr(item, "gt", gt)
+        le = getattr(item, "le", le)
+        lt = getattr(item, "lt", lt)
+    low = f"at least {ge}" if ge is not None else (f"greater than {gt}" if gt is not None else "")
+    high = f"at most {le}" if le is not None else (f"less than {lt}" if lt is not None else "")
+    if ge is not None and le is not None:
+        return f"between {ge} and {le}"
+    if low and high:
+        return f"{low} and {high}"
+    return low or high or None
+
+
+def _literal_choices(model: type[BaseModel] | None, field: str) -> list[str]:
+    if model is None or field not in model.model_fields:
+        return []
+    return [str(a) for a in get_args(model.model_fields[field].annotation) if isinstance(a, str)]
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_not_number": "a number",
+}
+
+
+def _describe(err: ErrorDetails, loc: Sequence[str]) -> str:
+    kind = err["type"]
+    model = _model_at(loc[:-1])
+    field = loc[-1] if loc else ""
+    bounds = _bounds_text(model, field)
+    if kind in _TYPE_WORDS:
+        word = _TYPE_WORDS[kind]
+        if kind == "bool_not_number" and model is not None and field in model.model_fields:
+            word = "an integer" if model.model_fields[field].annotation is int else word
+        what = f"must be {word}"
+        return f"{what} {bounds}" if bounds else what
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"must be {bounds}" if bounds else f"must be {err['msg'].lower()}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind in ("bool_type", "bool_parsing"):
+        return "must be true or false"
+    if kind == "string_type":
+        return "must be a string (in quotes)"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind in ("path_type", "path_parsing"):
+        return "must be a path (a string)"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a table ([{'.'.join(loc)}])"
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        choices = _literal_choices(model, field)
+        listed = ", ".join(json.dumps(c) for c in choices) or err["ctx"]["expected"]
+        text = f"must be one of {listed}"
+        value = err.get("input")
+        if isinstance(value, str) and choices:
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            if close:
+                text += f" (did you mean {json.dumps(close[0])}?)"
+        return text
+    message = err["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def validation_problems(
+    exc: ValidationError, env_sources: Mapping[str, str] | None = None
+) -> list[str]:
+    """One line per pydantic error; ``env_sources`` maps key paths to overriding variables."""
+    env_sources = env_sources or {}
+    problems: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            problems.append(unknown_key_problem(loc))
+            continue
+        if kind == CUSTOM_ERROR_TYPE:
+            ctx = err.get("ctx", {})
+            if "key" in ctx:
+                loc.append(str(ctx["key"]))
+            messages = [str(m) for m in ctx.get("problems", (err["msg"],))]
+            suffix = ""
+        else:
+            messages = [_describe(err, loc)]
+            suffix = f"got {show_value(err.get('input'))}"
+        path = ".".join(loc) or "(top level)"
+        source = env_sources.get(path)
+        if source:
+            suffix = f"{suffix}, from {source}" if suffix else f"from {source}"
+        for message in messages:
+            problems.append(f"{path}: {message}" + (f" ({suffix})" if suffix else ""))
+    return problems

@@ -1,0 +1,147 @@
+"""Pure checks of the URLs in the configuration (no I/O, no DNS).
+
+Each check returns a list of one-line problems *without* the key path; the model
+adds the key. Messages never contain query values or user-info, because those
+are where people paste credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+V3_STREAMING_URL = "wss://streaming.assemblyai.com/v3/ws"
+V3_TOKEN_URL = "https://streaming.assemblyai.com/v3/token"  # noqa: S105 - a URL
+STREAMING_PATH_SUFFIX = "/v3/ws"
+TOKEN_PATH_SUFFIX = "/v3/token"  # noqa: S105 - a URL path
+
+# Query parameter names that carry credentials (compared case-insensitively).
+CREDENTIAL_PARAMS = frozenset({"token", "api_key", "apikey", "key", "authorization"})
+
+_CREDENTIALS_IN_URL = (
+    "credentials don't belong in the URL; edgecap fetches a fresh single-use token per session"
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (the only hosts allowed without TLS)."""
+    if not host:
+        return False
+    name = host.lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _split(url: str) -> tuple[SplitResult | None, list[str]]:
+    if not url.strip():
+        return None, ["must not be empty"]
+    if url != url.strip():
+        return None, ["must not start or end with whitespace"]
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        return None, ["is not a valid URL (check the brackets around IPv6 hosts and the port)"]
+    return parts, []
+
+
+def _credential_problems(parts: SplitResult) -> list[str]:
+    """Problems about secrets and stray query strings, never quoting a value."""
+    problems: list[str] = []
+    if parts.username is not None or parts.password is not None:
+        problems.append(f"{_CREDENTIALS_IN_URL} (remove the user:password@ part)")
+    if parts.query:
+        names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+        secret_names = sorted({n for n in names if n.lower() in CREDENTIAL_PARAMS})
+        if secret_names:
+            listed = ", ".join(repr(n) for n in secret_names)
+            problems.append(f"{_CREDENTIALS_IN_URL} (remove the query parameter {listed})")
+        else:
+            problems.append(
+                "must not contain a query string (?...); edgecap sends the connection "
+                "parameters itself from the [audio], [streaming] and [endpointing] sections"
+            )
+    if parts.fragment:
+        problems.append("must not contain a #fragment")
+    return problems
+
+
+def _is_legacy_v2(parts: SplitResult) -> bool:
+    path = parts.path.lower()
+    if "/v2/realtime" in path:
+        return True
+    return (parts.hostname or "") == "api.assemblyai.com" and path.startswith("/v2")
+
+
+def check_streaming_url(url: str) -> list[str]:
+    """Problems with the Universal-Streaming WebSocket URL (empty list when fine)."""
+    parts, problems = _split(url)
+    if parts is None:
+        return problems
+    problems = _credential_problems(parts)
+    scheme = parts.scheme.lower()
+    if scheme == "ws":
+        if not is_loopback_host(parts.hostname):
+            problems.append(
+                "plain ws:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost) "
+                f"used by tests and simulators; use wss://, e.g. {V3_STREAMING_URL}"
+            )
+    elif scheme != "wss":
+        shown = repr(scheme) if scheme else "none"
+        problems.append(f"must be a wss:// URL (got scheme {shown}), e.g. {V3_STREAMING_URL}")
+    if not parts.hostname:
+        problems.append(f"has no host; use e.g. {V3_STREAMING_URL}")
+    if _is_legacy_v2(parts):
+        problems.append(
+            "is the legacy v2 realtime endpoint: v2-era clients fail there with "
+            '"Not authorized" (close 4001) and edgecap speaks only v3; '
+            f"use {V3_STREAMING_URL}"
+        )
+    elif not parts.path.rstrip("/").endswith(STREAMING_PATH_SUFFIX):
+        problems.append(
+            f"the path must end with {STREAMING_PATH_SUFFIX} (got path {parts.path or '/'!r}), "
+            f"e.g. {V3_STREAMING_URL} or a proxy's .../v1/assemblyai/v3/ws"
+        )
+    return problems
+
+
+def check_http_url(
+    url: str,
+    *,
+    require_suffix: str | None = None,
+    forbid_suffix: str | None = None,
+    example: str,
+) -> list[str]:
+    """Problems with an HTTP(S) URL; plain http is accepted only for loopback hosts."""
+    parts, problems = _split(url)
+    if parts is None:
+        return problems
+    problems = _credential_problems(parts)
+    scheme = parts.scheme.lower()
+    if scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            problems.append(
+                "plain http:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost); "
+                f"use https://, e.g. {example}"
+            )
+    elif scheme != "https":
+        shown = repr(scheme) if scheme else "none"
+        problems.append(f"must be an https:// URL (got scheme {shown}), e.g. {example}")
+    if not parts.hostname:
+        problems.append(f"has no host; use e.g. {example}")
+    path = parts.path.rstrip("/")
+    if require_suffix is not None and not path.endswith(require_suffix):
+        problems.append(
+            f"the path must end with {require_suffix} (got path {parts.path or '/'!r}), "
+            f"e.g. {example}"
+        )
+    if forbid_suffix is not None and path.endswith(forbid_suffix):
+        problems.append(
+            f"give the base URL without {forbid_suffix} (edgecap appends {forbid_suffix}), "
+            f"e.g. {example}"
+        )
+    return problems
