@@ -72,6 +72,7 @@ class MqttPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.published = 0
+        self._stopping = False
 
     def start(self) -> None:
         """Start the network thread and connect in the background."""
@@ -110,7 +111,7 @@ class MqttPublisher:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
-        if was:
+        if was and not self._stopping:
             log.warning(
                 "MQTT connection to %s:%s lost (%s); reconnecting in the background, "
                 "transcripts are queued",
@@ -130,6 +131,7 @@ class MqttPublisher:
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publish `offline`, wait briefly for it and queued messages, disconnect."""
+        self._stopping = True
         if self.connected.is_set():
             info = self.client.publish(
                 self.settings.topics.availability, OFFLINE, qos=1, retain=True

@@ -1,0 +1,57 @@
+"""Command line: `edgecap run | check-config | simulate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from edgecap import __version__
+
+EX_OK = 0
+EX_CONFIG = 78  # sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgecap",
+        description="Edge speech capture: ALSA -> AssemblyAI v3 streaming -> MQTT.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgecap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    run.add_argument(
+        "--config",
+        help="config file (default: $EDGECAP_CONFIG, "
+        "$CONFIGURATION_DIRECTORY/edgecap.toml, /etc/edgecap/edgecap.toml)",
+    )
+
+    check = sub.add_parser("check-config", help="validate the config; exit 0 if valid, 78 if not")
+    check.add_argument("--config", help="config file (same default as run)")
+
+    from edgecap.sim.cli import add_subparser as add_simulate
+
+    add_simulate(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "check-config":
+        from edgecap.config import check_config_command
+
+        return check_config_command(args.config)
+    if args.command == "run":
+        from edgecap.daemon import run_command
+
+        return run_command(args.config)
+    if args.command == "simulate":
+        from edgecap.sim.cli import run as run_simulate
+
+        return run_simulate(args)
+    return EX_CONFIG  # pragma: no cover - argparse enforces the choices
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Run the real daemon (`python -m edgecap run`) as a subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, top: dict[str, Any], sections: dict[str, dict[str, Any]]) -> Path:
+    lines = [f"{k} = {toml_value(v)}" for k, v in top.items()]
+    for name, keys in sections.items():
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in keys.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class DaemonProcess:
+    """`edgecap run --config PATH` with a given environment; stderr kept for assertions."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("EDGECAP_")},
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stderr_lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> DaemonProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "edgecap",
+            "run",
+            "--config",
+            str(self.config),
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._reader = asyncio.create_task(self._read_stderr())
+        return self
+
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.stderr_lines)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send `sig` and return the exit code."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"daemon did not exit within {timeout} s:\n{self.log}") from None
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
