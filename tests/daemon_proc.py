@@ -61,7 +61,8 @@ class DaemonProcess:
         return self
 
     async def _read_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         async for line in self.proc.stderr:
             self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
 
@@ -69,7 +70,8 @@ class DaemonProcess:
     def log(self) -> str:
         return "\n".join(self.stderr_lines)
 
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    # A timeout argument so the failure can show the daemon's log.
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:  # noqa: ASYNC109
         """Send `sig` and return the exit code."""
         assert self.proc is not None
         if self.proc.returncode is None:

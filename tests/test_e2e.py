@@ -30,76 +30,77 @@ async def test_speech_through_alsa_arrives_as_turns_on_mqtt(
     speech_fixtures: list[SpeechFixture],
 ) -> None:
     fixtures = speech_fixtures[:4]
-    async with StreamingSimulator(script=[f.text for f in fixtures]) as sim:
-        async with TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens:
-            config = write_config(
-                tmp_path / "edgecap.toml",
-                {"device_id": DEVICE, "state_dir": str(tmp_path / "state")},
-                {
-                    "audio": {"device": alsa_source.device},
-                    "auth": {"token_service_url": tokens.base_url},
-                    "streaming": {"url": sim.url},
-                    "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
-                },
-            )
-            topic = f"edgecap/{DEVICE}/transcript"
-            with MqttCollector("127.0.0.1", mqtt_broker.port, [f"edgecap/{DEVICE}/#"]) as sub:
-                daemon = await DaemonProcess(
-                    config, {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
-                ).start()
-                try:
-                    await sub.await_for(
-                        lambda m: m.topic.endswith("/availability") and m.text == "online", 15
-                    )
-                    session = await sim.wait_for_session(0)
-                    handles = []
-                    for f in fixtures:
-                        alsa_source.play_silence(1.0)
-                        handles.append(alsa_source.play_wav(f.path))
-                    alsa_source.play_silence(2.0)
-                    total = sum(h.duration_s for h in handles) + len(fixtures) + 2
-                    turns = await sub.await_for(
-                        lambda m: m.topic == topic, timeout=total + 15, count=len(fixtures)
-                    )
-                    code = await daemon.stop(signal.SIGTERM)
-                finally:
-                    await daemon.ensure_stopped()
-                assert code == 0, daemon.log
-                # anything that arrived after the wait (a duplicate) counts too
-                turns = sub.on_topic(topic)
-
-            payloads = [t.json() for t in turns]
-            assert [p["text"] for p in payloads] == [f.text for f in fixtures], daemon.log
-            assert len({p["id"] for p in payloads}) == len(payloads)
-            assert [p["turn_order"] for p in payloads] == list(range(len(fixtures)))
-            for p, f, h in zip(payloads, fixtures, handles, strict=True):
-                assert p["schema"] == "edgecap.turn/1"
-                assert p["device_id"] == DEVICE
-                assert p["session_id"] == session.session_id
-                assert p["id"] == f"{session.session_id}:{p['turn_order']}"
-                assert p["words"][0]["text"] == f.first_word
-                assert [w["text"] for w in p["words"]] == f.text.split()
-                assert all(
-                    set(w) == {"text", "start_ms", "end_ms", "confidence"} for w in p["words"]
+    async with (
+        StreamingSimulator(script=[f.text for f in fixtures]) as sim,
+        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
+    ):
+        config = write_config(
+            tmp_path / "edgecap.toml",
+            {"device_id": DEVICE, "state_dir": str(tmp_path / "state")},
+            {
+                "audio": {"device": alsa_source.device},
+                "auth": {"token_service_url": tokens.base_url},
+                "streaming": {"url": sim.url},
+                "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
+            },
+        )
+        topic = f"edgecap/{DEVICE}/transcript"
+        with MqttCollector("127.0.0.1", mqtt_broker.port, [f"edgecap/{DEVICE}/#"]) as sub:
+            daemon = await DaemonProcess(
+                config, {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
+            ).start()
+            try:
+                await sub.await_for(
+                    lambda m: m.topic.endswith("/availability") and m.text == "online", 15
                 )
-                assert 0 < p["confidence"] <= 1
-                assert 0 <= p["end_of_turn_confidence"] <= 1
-                assert p["language_code"] is None
-                # the words were spoken while the fixture played (capture-time stamps)
-                assert h.started_wall is not None and h.finished_wall is not None
-                started, ended = parse_ts(p["started_at"]), parse_ts(p["ended_at"])
-                assert h.started_wall - 0.3 <= started < ended <= h.finished_wall + 0.3
-            assert max(parse_ts(p["ended_at"]) for p in payloads) < time.time()
+                session = await sim.wait_for_session(0)
+                handles = []
+                for f in fixtures:
+                    alsa_source.play_silence(1.0)
+                    handles.append(alsa_source.play_wav(f.path))
+                alsa_source.play_silence(2.0)
+                total = sum(h.duration_s for h in handles) + len(fixtures) + 2
+                turns = await sub.await_for(
+                    lambda m: m.topic == topic, timeout=total + 15, count=len(fixtures)
+                )
+                code = await daemon.stop(signal.SIGTERM)
+            finally:
+                await daemon.ensure_stopped()
+            assert code == 0, daemon.log
+            # anything that arrived after the wait (a duplicate) counts too
+            turns = sub.on_topic(topic)
 
-            # a clean stop: Terminate sent, Termination received, session closed normally
-            await sim.wait_until(lambda: session.closed, "session closed")
-            assert session.terminate_received
-            assert session.close_code == 1000
-            assert session.error is None  # no 3007 from the rate or duration checks
-            assert all(size == 1600 or size % 1600 == 0 for size in session.frame_sizes)
-            assert len(tokens.requests) == 1
-            assert (
-                read_retained("127.0.0.1", mqtt_broker.port, f"edgecap/{DEVICE}/availability", 5)
-                == b"offline"
-            )
-            assert CREDENTIAL not in daemon.log
+        payloads = [t.json() for t in turns]
+        assert [p["text"] for p in payloads] == [f.text for f in fixtures], daemon.log
+        assert len({p["id"] for p in payloads}) == len(payloads)
+        assert [p["turn_order"] for p in payloads] == list(range(len(fixtures)))
+        for p, f, h in zip(payloads, fixtures, handles, strict=True):
+            assert p["schema"] == "edgecap.turn/1"
+            assert p["device_id"] == DEVICE
+            assert p["session_id"] == session.session_id
+            assert p["id"] == f"{session.session_id}:{p['turn_order']}"
+            assert p["words"][0]["text"] == f.first_word
+            assert [w["text"] for w in p["words"]] == f.text.split()
+            assert all(set(w) == {"text", "start_ms", "end_ms", "confidence"} for w in p["words"])
+            assert 0 < p["confidence"] <= 1
+            assert 0 <= p["end_of_turn_confidence"] <= 1
+            assert p["language_code"] is None
+            # the words were spoken while the fixture played (capture-time stamps)
+            assert h.started_wall is not None
+            assert h.finished_wall is not None
+            started, ended = parse_ts(p["started_at"]), parse_ts(p["ended_at"])
+            assert h.started_wall - 0.3 <= started < ended <= h.finished_wall + 0.3
+        assert max(parse_ts(p["ended_at"]) for p in payloads) < time.time()
+
+        # a clean stop: Terminate sent, Termination received, session closed normally
+        await sim.wait_until(lambda: session.closed, "session closed")
+        assert session.terminate_received
+        assert session.close_code == 1000
+        assert session.error is None  # no 3007 from the rate or duration checks
+        assert all(size == 1600 or size % 1600 == 0 for size in session.frame_sizes)
+        assert len(tokens.requests) == 1
+        assert (
+            read_retained("127.0.0.1", mqtt_broker.port, f"edgecap/{DEVICE}/availability", 5)
+            == b"offline"
+        )
+        assert CREDENTIAL not in daemon.log
