@@ -2,17 +2,15 @@
 observers and speech fixtures. Import as `from tests.harness import ...` (`tests` is a
 package, so plain `pytest` from the repository root puts the root on sys.path)."""
 
-from tests.harness.alsa import AlsaFifoSource, PlayHandle
-from tests.harness.audio import (
+from edgecap.sim.microphone import AlsaFifoSource, PlayHandle
+from edgecap.sim.microphone.pcm import (
     RATE,
-    SPEECH_DIR,
-    SpeechFixture,
-    load_manifest,
     pcm_duration_s,
     read_wav_pcm,
     silence,
     tone,
 )
+from tests.harness.audio import SPEECH_DIR, SpeechFixture, load_manifest
 from tests.harness.broker import BrokerConfig, MosquittoBroker, TlsListener
 from tests.harness.mosquitto_cli import mosquitto_pub, mosquitto_sub_one
 from tests.harness.mqtt import Message, MqttCollector, publish, read_retained

@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 
-from tests.harness.audio import SAMPLE_BYTES
+from edgecap.sim.microphone.pcm import SAMPLE_BYTES
 
 
 class PlayHandle:

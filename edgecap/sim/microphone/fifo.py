@@ -28,8 +28,8 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from tests.harness.audio import RATE, SAMPLE_BYTES, read_wav_pcm, silence
-from tests.harness.playback import PlayHandle
+from edgecap.sim.microphone.pcm import RATE, SAMPLE_BYTES, read_wav_pcm, silence
+from edgecap.sim.microphone.playback import PlayHandle
 
 __all__ = ["AlsaFifoSource", "PlayHandle"]
 
