@@ -43,6 +43,7 @@ class DaemonProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.stderr_lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
+        self._new_line = asyncio.Condition()
 
     async def start(self) -> DaemonProcess:
         self.proc = await asyncio.create_subprocess_exec(
@@ -65,6 +66,23 @@ class DaemonProcess:
         assert self.proc.stderr is not None
         async for line in self.proc.stderr:
             self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
+            async with self._new_line:
+                self._new_line.notify_all()
+        async with self._new_line:
+            self._new_line.notify_all()
+
+    async def wait_log(self, fragment: str, after: int = 0) -> str:
+        """The first log line (from line index `after`) containing `fragment`."""
+
+        def found() -> str | None:
+            return next((ln for ln in self.stderr_lines[after:] if fragment in ln), None)
+
+        async with self._new_line:
+            while (line := found()) is None:
+                if self._reader is not None and self._reader.done():
+                    raise AssertionError(f"daemon exited before logging {fragment!r}:\n{self.log}")
+                await self._new_line.wait()
+        return line
 
     @property
     def log(self) -> str:
