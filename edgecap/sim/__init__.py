@@ -1,0 +1,30 @@
+"""Local SIMULATORS for tests, benchmarks and demos (not the real services).
+
+* :class:`StreamingSimulator`: AssemblyAI v3 Universal-Streaming server
+  (``/v3/ws``) with its temporary-token endpoint (``/v3/token``).
+* :class:`TokenServiceSimulator`: a KeyPool-compatible token service.
+* :class:`FaultPlan`: scripted failures for the streaming simulator.
+
+Run both from the command line with ``edgecap simulate``.
+"""
+
+from edgecap.sim.faults import FaultPlan, parse_fault
+from edgecap.sim.records import SessionRecord, TokenRequestRecord
+from edgecap.sim.session import StreamingSettings
+from edgecap.sim.streaming import StreamingSimulator
+from edgecap.sim.tokens import TOKEN_MODES, TokenMode, TokenServiceSimulator
+from edgecap.sim.turns import Script, TurnGenerator
+
+__all__ = [
+    "TOKEN_MODES",
+    "FaultPlan",
+    "Script",
+    "SessionRecord",
+    "StreamingSettings",
+    "StreamingSimulator",
+    "TokenMode",
+    "TokenRequestRecord",
+    "TokenServiceSimulator",
+    "TurnGenerator",
+    "parse_fault",
+]

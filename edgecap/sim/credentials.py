@@ -1,0 +1,106 @@
+"""Temporary tokens and connection authentication for the simulator (sans-I/O).
+
+Tokens follow the v3 rules: single use, and they must be redeemed within
+``expires_in_seconds`` of minting; the session they open lasts at most
+``max_session_duration_seconds``. Simulator tokens start with ``sim-``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+MIN_EXPIRES = 1
+MAX_EXPIRES = 600
+MIN_SESSION = 60
+MAX_SESSION = 10800
+TOKEN_PREFIX = "sim-"  # noqa: S105 - a marker, not a secret
+
+AuthKind = Literal["token-query", "token-header", "api-key"]
+
+
+class AuthError(Exception):
+    """Authentication failed; ``reason`` follows ``Unauthorized Connection: ``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A successful authentication."""
+
+    kind: AuthKind
+    max_session_seconds: float
+    token: str | None = None
+
+
+@dataclass
+class _Minted:
+    expires_at: float
+    max_session_seconds: int
+    used: bool = False
+
+
+def validate_token_params(
+    expires_in_seconds: int, max_session_duration_seconds: int | None
+) -> None:
+    """Raise ``ValueError`` for parameters outside the documented ranges."""
+    if not MIN_EXPIRES <= expires_in_seconds <= MAX_EXPIRES:
+        raise ValueError(f"expires_in_seconds must be between {MIN_EXPIRES} and {MAX_EXPIRES}")
+    if max_session_duration_seconds is not None and not (
+        MIN_SESSION <= max_session_duration_seconds <= MAX_SESSION
+    ):
+        raise ValueError(
+            f"max_session_duration_seconds must be between {MIN_SESSION} and {MAX_SESSION}"
+        )
+
+
+class TokenStore:
+    """Mints and redeems single-use temporary tokens; knows the API key."""
+
+    def __init__(self, api_key: str, clock: Callable[[], float] = time.time) -> None:
+        self.api_key = api_key
+        self.clock = clock
+        self._tokens: dict[str, _Minted] = {}
+
+    def mint(self, expires_in_seconds: int, max_session_duration_seconds: int | None = None) -> str:
+        """Create a token; raises ``ValueError`` for out-of-range parameters."""
+        validate_token_params(expires_in_seconds, max_session_duration_seconds)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+        self._tokens[token] = _Minted(
+            expires_at=self.clock() + expires_in_seconds,
+            max_session_seconds=max_session_duration_seconds or MAX_SESSION,
+        )
+        return token
+
+    def redeem(self, token: str, kind: AuthKind) -> Grant:
+        """Use a token once; raises :class:`AuthError` if it cannot open a session."""
+        minted = self._tokens.get(token)
+        if minted is None:
+            raise AuthError("Invalid token")
+        if minted.used:
+            raise AuthError("Token already used")
+        if self.clock() > minted.expires_at:
+            minted.used = True
+            raise AuthError("Token expired")
+        minted.used = True
+        return Grant(kind=kind, max_session_seconds=minted.max_session_seconds, token=token)
+
+    def authenticate(self, query: Mapping[str, str], authorization: str | None) -> Grant:
+        """Authenticate an upgrade: ``?token=``, or a token or API key in ``Authorization``."""
+        token = query.get("token")
+        if token:
+            return self.redeem(token, "token-query")
+        if authorization is None or not authorization.strip():
+            raise AuthError("Missing Authorization header")
+        value = authorization.strip()
+        if secrets.compare_digest(value.encode(), self.api_key.encode()):
+            return Grant(kind="api-key", max_session_seconds=MAX_SESSION)
+        if value in self._tokens:
+            return self.redeem(value, "token-header")
+        raise AuthError("Invalid API key or token")

@@ -1,0 +1,299 @@
+"""A local SIMULATOR of AssemblyAI's v3 Universal-Streaming API.
+
+Faithful to the v3 wire protocol as documented up to 2026 (see
+``/work/shared/reference/assemblyai-v3-protocol.md`` sections 1-4 and 7), in
+the current close-code era (after 2026-02-25: 3006-3009 rather than 3005 for
+in-session errors). It is not AssemblyAI: it recognises nothing, turning each
+detected stretch of speech into the next line of a script, and it says so
+(``Server: edgecap-simulator``, ``sim-`` tokens, ``"simulator": true`` in
+``Begin.configuration``, ``simulator:`` log lines).
+
+Endpoints, on one port (``127.0.0.1:0`` by default):
+
+* ``GET /v3/token?expires_in_seconds=N[&max_session_duration_seconds=M]`` with
+  ``Authorization: <api key>`` mints a single-use temporary token;
+* ``/v3/ws?...`` is the streaming WebSocket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Self
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from edgecap.sim.credentials import TokenStore
+from edgecap.sim.faults import FaultPlan
+from edgecap.sim.http import SERVER_HEADER, int_param, json_response, split_target
+from edgecap.sim.records import Message, Notifier, SessionRecord
+from edgecap.sim.session import SessionEnv, SimSession, StreamingSettings
+from edgecap.sim.turns import Script
+
+log = logging.getLogger("edgecap.sim")
+
+WS_PATH = "/v3/ws"
+TOKEN_PATH = "/v3/token"  # noqa: S105 - a URL path
+# Large enough to receive an oversized message and answer it with 1009 ourselves.
+_WIRE_MAX_SIZE = 4 * 1024 * 1024
+
+
+class StreamingSimulator:
+    """The AssemblyAI v3 streaming simulator; use with ``async with`` or start/stop.
+
+    ``settings`` holds the knobs (see :class:`StreamingSettings`); they can be
+    changed while the simulator runs. ``script`` is shared by all sessions.
+    """
+
+    def __init__(
+        self,
+        script: Iterable[str] = (),
+        *,
+        api_key: str = "sim-api-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reported_model: str | None = None,
+        default_model: str = "universal-3-6-pro",
+        eot_confidence: float = 0.6,
+        max_rate: float | None = 1.25,
+        rate_slack_seconds: float = 2.0,
+        speech_threshold_dbfs: float = -40.0,
+        max_session_seconds: float | None = None,
+        inactivity_timeout_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.settings = StreamingSettings(
+            reported_model=reported_model,
+            default_model=default_model,
+            eot_confidence=eot_confidence,
+            max_rate=max_rate,
+            rate_slack_seconds=rate_slack_seconds,
+            speech_threshold_dbfs=speech_threshold_dbfs,
+            max_session_seconds=max_session_seconds,
+            inactivity_timeout_seconds=inactivity_timeout_seconds,
+            seed=seed,
+        )
+        self.script = Script(script)
+        self.tokens = TokenStore(api_key, clock)
+        self.clock = clock
+        self.default_fault: FaultPlan | None = None
+        self.sessions: list[SessionRecord] = []
+        self.handshake_attempts = 0
+        self.handshake_rejections = 0
+        self.minted_tokens: list[str] = []
+        self._faults: deque[FaultPlan] = deque()
+        self._plans: dict[ServerConnection, FaultPlan | None] = {}
+        self._notifier = Notifier()
+        self._env = SessionEnv(self.settings, self.script, self.tokens, self._notifier, clock)
+        self._server: Server | None = None
+        self._port: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening; ``port`` is known afterwards."""
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.requested_port,
+            process_request=self._process_request,
+            select_subprotocol=_first_subprotocol,
+            server_header=SERVER_HEADER,
+            max_size=_WIRE_MAX_SIZE,
+            close_timeout=2,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self._port = int(sockname[1])
+        log.info("simulator: AssemblyAI v3 streaming SIMULATOR listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Close every connection (1001; stalled ones are cut) and stop listening."""
+        if self._server is None:
+            return
+        for ws in list(self._env.stalled):
+            ws.transport.abort()
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        log.info("simulator: streaming SIMULATOR stopped")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        if self._port is None:
+            raise RuntimeError("simulator not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/v3/ws``."""
+        return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://HOST:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        """``http://HOST:PORT/v3/token``."""
+        return self.http_url + TOKEN_PATH
+
+    # -- tokens and faults ---------------------------------------------------
+
+    def mint_token(
+        self, expires_in_seconds: int, max_session_duration_seconds: int | None = None
+    ) -> str:
+        """Mint a single-use ``sim-`` token; ``ValueError`` for out-of-range values."""
+        token = self.tokens.mint(expires_in_seconds, max_session_duration_seconds)
+        self.minted_tokens.append(token)
+        return token
+
+    def schedule_fault(self, plan: FaultPlan, count: int = 1) -> None:
+        """Queue ``plan`` for the next ``count`` connections (FIFO after earlier plans)."""
+        self._faults.extend([plan] * count)
+
+    def clear_faults(self) -> None:
+        """Drop every queued plan (the default plan stays)."""
+        self._faults.clear()
+
+    @property
+    def pending_faults(self) -> list[FaultPlan]:
+        """Plans not yet taken by a connection."""
+        return list(self._faults)
+
+    # -- waiting -------------------------------------------------------------
+    # Every wait fails with TimeoutError after ``wait_timeout`` seconds (a
+    # safety net); wrap it in ``asyncio.timeout`` for a shorter limit.
+
+    @property
+    def wait_timeout(self) -> float:
+        """Seconds after which a wait helper gives up."""
+        return self._notifier.timeout
+
+    @wait_timeout.setter
+    def wait_timeout(self, seconds: float) -> None:
+        self._notifier.timeout = seconds
+
+    async def wait_until(self, predicate: Callable[[], bool], what: str = "condition") -> None:
+        """Wait until ``predicate()`` holds (checked after every recorded change)."""
+        await self._notifier.wait_until(predicate, what)
+
+    async def wait_for_session(self, index: int = 0) -> SessionRecord:
+        """The record of the ``index``-th accepted connection (0-based), once it exists."""
+        await self.wait_until(lambda: len(self.sessions) > index, f"session #{index}")
+        return self.sessions[index]
+
+    async def wait_for_begin(self, index: int = 0) -> SessionRecord:
+        """The ``index``-th session record, once its ``Begin`` was sent."""
+        await self.wait_until(
+            lambda: len(self.sessions) > index and self.sessions[index].begin is not None,
+            f"Begin of session #{index}",
+        )
+        return self.sessions[index]
+
+    async def wait_closed(self, session: SessionRecord) -> SessionRecord:
+        """Wait until ``session`` is over; returns it."""
+        await self.wait_until(lambda: session.closed, f"end of session #{session.index}")
+        return session
+
+    async def wait_for_final_turns(
+        self, count: int, *, formatted: bool | None = None
+    ) -> list[Message]:
+        """Wait for ``count`` final turns over all sessions (optionally only
+        formatted or only unformatted ones); returns them all."""
+        await self.wait_until(
+            lambda: len(self.final_turns(formatted)) >= count, f"{count} final turns"
+        )
+        return self.final_turns(formatted)
+
+    def final_turns(self, formatted: bool | None = None) -> list[Message]:
+        """Every final turn sent so far, in order, over all sessions."""
+        return [
+            turn
+            for record in self.sessions
+            for turn in record.final_turns
+            if formatted is None or turn["turn_is_formatted"] == formatted
+        ]
+
+    # -- HTTP and WebSocket --------------------------------------------------
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path, params = split_target(request.path)
+        if path == TOKEN_PATH:
+            return self._token_endpoint(request, params)
+        if path != WS_PATH:
+            return json_response(404, {"error": f"Not found: {path}", "simulator": True})
+        self.handshake_attempts += 1
+        plan = self._faults.popleft() if self._faults else self.default_fault
+        if plan is not None and plan.kind == "handshake":
+            self.handshake_rejections += 1
+            self._notifier.notify()
+            status = plan.status or 500
+            headers = dict(plan.headers)
+            if status == 429:
+                headers.setdefault("Retry-After", "1")
+            log.info("simulator: handshake rejected with HTTP %d (scheduled fault)", status)
+            return json_response(status, plan.handshake_body, headers)
+        self._plans[ws] = plan
+        self._notifier.notify()
+        return None
+
+    def _token_endpoint(self, request: Request, params: dict[str, str]) -> Response:
+        key = request.headers.get("Authorization")
+        if key is None or key.strip() != self.tokens.api_key:
+            return json_response(401, {"error": "Invalid API key"})
+        try:
+            expires = int_param(params, "expires_in_seconds")
+            if expires is None:
+                raise ValueError("expires_in_seconds is required")
+            token = self.mint_token(expires, int_param(params, "max_session_duration_seconds"))
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        self._notifier.notify()
+        return json_response(200, {"token": token, "expires_in_seconds": expires})
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        _, query = split_target(request.path)
+        record = SessionRecord(
+            index=len(self.sessions),
+            query=query,
+            headers={name.lower(): value for name, value in request.headers.raw_items()},
+            connected_at=self.clock(),
+            fault=self._plans.pop(ws, None),
+        )
+        self.sessions.append(record)
+        self._notifier.notify()
+        await SimSession(ws, record, self._env).run()
+
+
+def _first_subprotocol(
+    ws: ServerConnection, subprotocols: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Echo the first offered subprotocol (browsers fail the handshake otherwise)."""
+    return subprotocols[0] if subprotocols else None
+
+
+__all__ = ["FaultPlan", "StreamingSettings", "StreamingSimulator"]
