@@ -41,6 +41,7 @@ SpeechModel = Literal[
 ]
 AuthMode = Literal["token_service", "api_key"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+LogTarget = Literal["auto", "journal", "stderr"]
 
 _DEPRECATED_SPEECH_MODELS = {"u3-pro": "u3-rt-pro"}
 
@@ -282,6 +283,7 @@ class MqttConfig(_Section):
 
 class LoggingConfig(_Section):
     level: LogLevel = "info"
+    target: LogTarget = "auto"
 
     @field_validator("level", mode="before")
     @classmethod
