@@ -30,6 +30,7 @@ from edgecap.protocol.messages import (
     Termination,
     Turn,
     parse_server_message,
+    update_configuration,
 )
 from edgecap.protocol.turns import TurnAssembler
 from edgecap.protocol.url import StreamParams, redact_url, streaming_url
@@ -153,6 +154,19 @@ class StreamingSession:
                 log.debug("ignoring %s before Begin", type(message).__name__)
 
     # -- running -----------------------------------------------------------------------
+
+    async def update_configuration(self, **fields: float | int) -> bool:
+        """Send UpdateConfiguration on the live connection (no reconnect, no ack).
+
+        Returns False when the session is not connected.
+        """
+        if self._ws is None or self.begin is None:
+            return False
+        try:
+            await self._ws.send(update_configuration(**fields))
+        except ConnectionClosed:
+            return False
+        return True
 
     async def run(self, stop: asyncio.Event) -> SessionResult:
         """Stream until the server ends the session, the cap is reached, or `stop` is set."""

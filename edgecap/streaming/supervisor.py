@@ -40,6 +40,8 @@ class SupervisorStats:
     sessions: int = 0
     turns: int = 0
     reconnects: int = 0
+    billed_seconds: float = 0.0
+    """Sum of Termination.session_duration_seconds (measured locally when missing)."""
 
 
 class SessionSupervisor:
@@ -115,6 +117,7 @@ class SessionSupervisor:
 
     def _log_result(self, r: SessionResult) -> None:
         billed = r.termination.session_duration_seconds if r.termination else None
+        self.stats.billed_seconds += billed if billed is not None else r.duration
         why = f"; {r.classified.line()}" if r.classified and r.ended_by == "server" else ""
         log.info(
             "session %s ended (%s) after %.1f s, %.1f s audio sent, %d turn(s), billed %s s%s",

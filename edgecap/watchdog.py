@@ -1,0 +1,53 @@
+"""When the daemon may tell systemd it is alive (no I/O).
+
+`WATCHDOG=1` must mean "audio is being handled". The capture side is alive when frames keep
+arriving, or when the device is known to be missing and the capture thread is waiting for
+its next retry (a missing microphone is a reported state, not a hang: restarting the
+process would not bring it back). It is stalled when the device is open but no frame came
+for longer than `stall_seconds` (a stuck ALSA read, a deadlocked thread), or when a retry is
+overdue. The event loop's responsiveness is implied: the ping is sent from the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def watchdog_interval(environ: Mapping[str, str] | None, pid: int) -> float | None:
+    """Seconds between pings (half of WATCHDOG_USEC), or None when no watchdog is armed."""
+    env = environ or {}
+    usec = env.get("WATCHDOG_USEC", "")
+    owner = env.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    if owner and owner.isdigit() and int(owner) != pid:
+        return None
+    return int(usec) / 1_000_000 / 2
+
+
+@dataclass
+class CaptureLiveness:
+    stall_seconds: float
+    grace_seconds: float = 2.0
+    last_frame_at: float | None = None
+    retry_due_at: float | None = None  # set while the device is missing
+    started_at: float = 0.0
+
+    def frame(self, now: float) -> None:
+        self.last_frame_at = now
+        self.retry_due_at = None
+
+    def unavailable(self, now: float, retry_in: float | None) -> None:
+        self.retry_due_at = now + (retry_in or 0.0)
+
+    def reason_to_withhold(self, now: float) -> str | None:
+        """None when a ping is honest, else why not."""
+        if self.retry_due_at is not None:
+            if now <= self.retry_due_at + self.grace_seconds + self.stall_seconds:
+                return None
+            return "the capture thread missed its device retry"
+        last = self.last_frame_at if self.last_frame_at is not None else self.started_at
+        if now - last <= self.stall_seconds:
+            return None
+        return f"no audio frame for {now - last:.1f} s: capture is stalled"
