@@ -108,3 +108,27 @@ class DaemonProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
+
+
+def stack_config(
+    tmp_path: Path,
+    *,
+    device_id: str,
+    alsa_device: str,
+    token_service_url: str,
+    streaming_url: str,
+    mqtt_port: int,
+    sections: dict[str, dict[str, Any]] | None = None,
+    name: str = "edgecap.toml",
+) -> Path:
+    """The usual test stack: FIFO microphone, simulators, test-owned broker."""
+    base: dict[str, dict[str, Any]] = {
+        "audio": {"device": alsa_device},
+        "auth": {"token_service_url": token_service_url},
+        "streaming": {"url": streaming_url},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+    }
+    for section, keys in (sections or {}).items():
+        base.setdefault(section, {}).update(keys)
+    top = {"device_id": device_id, "state_dir": str(tmp_path / "state")}
+    return write_config(tmp_path / name, top, base)
