@@ -50,7 +50,8 @@ class SessionSupervisor:
     - `audio_ok` is set while the capture device delivers audio; no session opens without it.
     - `session_stop` ends the current session gracefully (Terminate) when set; the daemon
       sets it when audio stops or the daemon stops.
-    - `on_state(state, detail)` reports state changes ("streaming", "reconnecting", ...).
+    - `on_state(state, detail, error_class)` reports state changes ("streaming",
+      "reconnecting", ...); `error_class` names what went wrong, or None.
     """
 
     def __init__(
@@ -62,7 +63,7 @@ class SessionSupervisor:
         audio_ready: asyncio.Event,
         audio_ok: asyncio.Event,
         on_turn: Callable[[TranscriptTurn], None],
-        on_state: Callable[[str, str], None],
+        on_state: Callable[[str, str, str | None], None],
     ) -> None:
         self._settings = settings
         self._tokens = tokens
@@ -101,7 +102,7 @@ class SessionSupervisor:
                 begin.model,
                 wanted,
             )
-        self._on_state("streaming", f"session {begin.id}")
+        self._on_state("streaming", f"session {begin.id}", None)
         try:
             result = await session.run(self.session_stop)
         finally:
@@ -148,8 +149,13 @@ class SessionSupervisor:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         line = exc.classified.line() if isinstance(exc, SessionFailed) else str(exc)
+        error_class = (
+            exc.classified.error_class.value
+            if isinstance(exc, SessionFailed)
+            else ("token" if isinstance(exc, TokenError) else "unknown")
+        )
         self.stats.reconnects += 1
-        self._on_state("reconnecting", line)
+        self._on_state("reconnecting", line, error_class)
         log.warning("%s; next attempt in %.1f s (attempt %d)", line, delay, state.attempt_number)
 
     async def run(self) -> None:
