@@ -1,0 +1,191 @@
+"""Everything edgecap publishes on MQTT, wired for the daemon.
+
+- transcripts: spooled on disk, then published at QoS 1, deleted on PUBACK (`outbox.py`);
+- `availability`, and the retained `stats` (periodic) and Home Assistant discovery,
+  published again after every reconnect (`publisher.py`);
+- opt-in: `partial` text (QoS 0), Hermes `textCaptured` (QoS 0), discovery re-sent when
+  Home Assistant announces itself on `<discovery_prefix>/status`.
+
+All of it runs on the event loop; paho's thread only hands events over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgecap.config import LoadedConfig
+from edgecap.mqtt.discovery import discovery_message
+from edgecap.mqtt.hermes import text_captured
+from edgecap.mqtt.outbox import TurnOutbox
+from edgecap.mqtt.partial import partial_payload
+from edgecap.mqtt.publisher import MqttPublisher
+from edgecap.mqtt.settings import mqtt_settings
+from edgecap.mqtt.spool import SpoolBounds
+from edgecap.mqtt.spooldb import open_spool
+from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
+from edgecap.mqtt.topics import ONLINE, Topics
+from edgecap.protocol.messages import Turn
+from edgecap.transcript import TranscriptTurn
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_JITTER_SECONDS = 1.0  # Home Assistant asks for a random delay after its birth
+DRAIN_SECONDS = 2.0  # how long a clean stop waits for the last PUBACKs
+
+
+def _dispatch(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon has exited
+        loop.call_soon_threadsafe(fn, *args)
+
+
+class MqttService:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        counters: Callable[[], DaemonCounters] = DaemonCounters,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        cfg = loaded.config
+        self.options = cfg.mqtt
+        self.device_id = cfg.device_id
+        self.topics = Topics(cfg.mqtt.prefix, cfg.device_id, cfg.mqtt.discovery_prefix)
+        self.publisher = MqttPublisher(mqtt_settings(loaded, self.topics))
+        self.bounds = SpoolBounds(cfg.spool.max_turns, cfg.spool.max_age_hours * 3600.0)
+        self.state_dir = cfg.state_dir
+        self._counters = counters
+        self._clock = clock
+        self.started_at = clock()
+        self._outbox: TurnOutbox | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    @property
+    def outbox(self) -> TurnOutbox:
+        if self._outbox is None:
+            raise RuntimeError("MqttService.start() has not been called")
+        return self._outbox
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool and connect in the background (call on the event loop)."""
+        loop = self._loop = asyncio.get_running_loop()
+        outbox = self._outbox = TurnOutbox(
+            open_spool(self.state_dir),
+            self.bounds,
+            self._publish_spooled,
+            schedule=loop.call_soon,
+            clock=self._clock,
+        )
+        p = self.publisher
+        p.dispatch = lambda fn, *args: _dispatch(loop, fn, *args)
+        p.on_connected = self._connected
+        p.on_disconnected = outbox.disconnected
+        p.on_acked = outbox.acked
+        p.on_message = self._on_message
+        outbox.open()
+        if self.options.discovery:
+            self._publish_discovery()
+            p.subscribe(self.topics.ha_status)
+        self.publish_stats()
+        p.start()
+        self._stats_task = loop.create_task(self._stats_loop(), name="edgecap-mqtt-stats")
+
+    async def stop(self) -> None:
+        """Wait briefly for unacknowledged turns, publish final stats and `offline`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+        outbox = self._outbox
+        if outbox is not None and self.publisher.connected.is_set():
+            drained = asyncio.Event()
+            outbox.on_drained(drained.set)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(drained.wait(), DRAIN_SECONDS)
+        if outbox is not None:
+            self.publish_stats()
+        await asyncio.to_thread(self.publisher.stop)
+        if outbox is not None:
+            for _ in range(2):  # PUBACKs handed over before paho stopped, then their flush
+                await asyncio.sleep(0)
+            left = outbox.depth
+            if left:
+                log.info("%d transcript(s) stay in the spool for the next start", left)
+            outbox.close()
+
+    # -- what the daemon publishes -------------------------------------------------------
+
+    def publish_turn(self, turn: TranscriptTurn) -> None:
+        """Spool a final turn (durable) and publish it; Hermes too when enabled."""
+        self.outbox.add(turn.id, self.topics.transcript, turn.to_json())
+        if self.options.hermes:
+            self.publisher.publish(
+                self.topics.hermes_text_captured, text_captured(turn, self._clock()), qos=0
+            )
+
+    def publish_partial(self, session_id: str, turn: Turn) -> None:
+        if self.options.partials:
+            payload = partial_payload(self.device_id, session_id, turn)
+            self.publisher.publish(self.topics.partial, payload, qos=0)
+
+    def publish_stats(self) -> None:
+        payload = stats_payload(
+            self.device_id,
+            self._counters(),
+            self.delivery_counters(),
+            now=self._clock(),
+            started_at=self.started_at,
+        )
+        self.publisher.publish(self.topics.stats, stats_json(payload), qos=1, retain=True)
+
+    def delivery_counters(self) -> DeliveryCounters:
+        outbox = self.outbox
+        c = outbox.counters
+        return DeliveryCounters(
+            spool_depth=outbox.depth,
+            spool_evictions=c.evicted,
+            delivered=c.delivered,
+            rejected=c.rejected,
+            mqtt_connects=self.publisher.connects,
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _connected(self) -> None:
+        self.outbox.connected()
+        self.publish_stats()  # the copy re-sent on connect may be from before the outage
+
+    def _publish_spooled(self, topic: str, payload: bytes) -> int | None:
+        return self.publisher.publish(topic, payload, qos=1)
+
+    def _publish_discovery(self) -> None:
+        topic, payload = discovery_message(self.topics)
+        self.publisher.publish(topic, payload, qos=1, retain=True)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.topics.ha_status and payload.strip() == ONLINE and self._loop:
+            delay = random.uniform(0, DISCOVERY_JITTER_SECONDS)  # noqa: S311 - not crypto
+            log.info("Home Assistant is online; sending discovery in %.1f s", delay)
+            self._loop.call_later(delay, self._publish_discovery)
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.stats_interval_seconds)  # the period itself
+            try:
+                self.outbox.enforce_bounds()
+            except sqlite3.Error as exc:
+                log.error("transcript spool: cannot apply its bounds: %s", exc)
+            self.publish_stats()

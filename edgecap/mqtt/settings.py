@@ -1,0 +1,91 @@
+"""Connection settings for the MQTT client, taken from the validated config, and TLS."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from edgecap.config import LoadedConfig
+from edgecap.mqtt.topics import Topics
+
+Protocol = Literal["3.1.1", "5"]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    ca_file: Path | None = None  # None: the system CA store
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False  # skip only the host name check; the chain is still verified
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str
+    port: int
+    client_id: str
+    topics: Topics
+    username: str | None = None
+    password: str | None = None
+    keepalive: int = 60
+    reconnect_min_seconds: int = 1
+    reconnect_max_seconds: int = 30
+    protocol: Protocol = "3.1.1"
+    tls: TlsSettings | None = None
+
+
+class TlsSetupError(ValueError):
+    """A TLS file that cannot be used; the message names the config key."""
+
+
+def tls_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A client context that verifies the broker (chain always, host name unless insecure)."""
+    try:
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=None if tls.ca_file is None else str(tls.ca_file)
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsSetupError(
+            f"mqtt.ca_file: cannot load CA certificates from {tls.ca_file}: {exc}"
+        ) from exc
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(
+                str(tls.cert_file), None if tls.key_file is None else str(tls.key_file)
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsSetupError(
+                f"mqtt.cert_file/mqtt.key_file: cannot load the client certificate "
+                f"{tls.cert_file} with key {tls.key_file or '(in the certificate file)'}: {exc}"
+            ) from exc
+    if tls.insecure:
+        context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def mqtt_settings(loaded: LoadedConfig, topics: Topics) -> MqttSettings:
+    cfg = loaded.config
+    m = cfg.mqtt
+    tls = (
+        TlsSettings(
+            ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, insecure=m.tls_insecure
+        )
+        if m.tls
+        else None
+    )
+    return MqttSettings(
+        host=m.host,
+        port=m.port,
+        client_id=cfg.mqtt_client_id,
+        topics=topics,
+        username=m.username,
+        password=loaded.secrets.mqtt_password,
+        keepalive=m.keepalive_seconds,
+        reconnect_min_seconds=m.reconnect_min_seconds,
+        reconnect_max_seconds=m.reconnect_max_seconds,
+        protocol=m.protocol,
+        tls=tls,
+    )

@@ -1,0 +1,70 @@
+"""The retained `stats` payload, `edgecap.stats/1` (no I/O).
+
+Counters since the daemon started (they restart at zero with the process), published
+every `mqtt.stats_interval_seconds`, after every reconnect and once more on a clean stop.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from edgecap.transcript import iso_utc
+
+SCHEMA = "edgecap.stats/1"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonCounters:
+    """What the capture and streaming side counted (supplied by the daemon)."""
+
+    frames_captured: int = 0
+    overruns: int = 0
+    sessions: int = 0
+    reconnects: int = 0
+    turns: int = 0
+    billed_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounters:
+    """What the MQTT side counted."""
+
+    spool_depth: int = 0
+    spool_evictions: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    mqtt_connects: int = 0
+
+
+def stats_payload(
+    device_id: str,
+    daemon: DaemonCounters,
+    delivery: DeliveryCounters,
+    *,
+    now: float,
+    started_at: float,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "device_id": device_id,
+        "at": iso_utc(now),
+        "started_at": iso_utc(started_at),
+        "uptime_seconds": round(max(0.0, now - started_at)),
+        "frames_captured": daemon.frames_captured,
+        "overruns": daemon.overruns,
+        "sessions": daemon.sessions,
+        "reconnects": daemon.reconnects,
+        "turns": daemon.turns,
+        "billed_seconds": round(daemon.billed_seconds, 1),
+        "spool_depth": delivery.spool_depth,
+        "spool_evictions": delivery.spool_evictions,
+        "delivered": delivery.delivered,
+        "rejected": delivery.rejected,
+        "mqtt_connects": delivery.mqtt_connects,
+    }
+
+
+def stats_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
