@@ -1,0 +1,73 @@
+"""Check 3: the token source is reachable, accepts the credential and issues a token.
+
+The token obtained here is handed to the streaming check (tokens are single-use, so no
+second one is spent). It is never shown.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edgecap.config import Config, SessionConfig
+from edgecap.doctor.context import DoctorContext
+from edgecap.doctor.explain import network_advice, network_kind, token_fix
+from edgecap.doctor.result import CheckResult, failed, passed, skipped
+from edgecap.tokens import TokenClient, TokenError, make_token_client
+
+CHECK = "token"
+
+
+def token_client(ctx: DoctorContext) -> TokenClient | None:
+    """The daemon's token client for this configuration, with the doctor's timeout."""
+    cfg = ctx.cfg
+    if cfg.auth is None:
+        return None
+    timeout = ctx.options.network_timeout(cfg.auth.request_timeout_seconds)
+    auth = cfg.auth.model_copy(update={"request_timeout_seconds": timeout})
+    config = Config.model_construct(
+        device_id=cfg.device_id, auth=auth, session=cfg.session or SessionConfig()
+    )
+    return make_token_client(config, cfg.secrets)
+
+
+async def check_token(ctx: DoctorContext) -> CheckResult:
+    cfg = ctx.cfg
+    auth = cfg.auth
+    if auth is None:
+        ctx.token_problem = "no valid [auth] section"  # noqa: S105 - not a secret
+        return skipped(CHECK, cfg.unavailable("auth"))
+    service = auth.mode == "token_service"
+    secret_name = "token_service_credential" if service else "api_key"
+    secret = cfg.secrets.token_service_credential if service else cfg.secrets.api_key
+    what = "token-service credential" if service else "AssemblyAI API key"
+    if not secret:
+        ctx.token_problem = f"no {what}"
+        return skipped(CHECK, f"not run: no {what} was found (see config)")
+    client = token_client(ctx)
+    assert client is not None
+    ctx.tokens = client
+    url_key = "auth.token_service_url" if service else "auth.api_token_url"
+    started = time.monotonic()
+    try:
+        token = await client.fetch()
+    except TokenError as exc:
+        ctx.token_problem = f"the {client.source} did not issue a token"
+        credential_source = cfg.secrets.sources.get(secret_name, "")
+        data = {"url": client.url, "status": exc.status, "kind": exc.kind}
+        if exc.kind in ("network", "timeout"):
+            advice = network_advice(network_kind(exc), client.source, client.url, url_key)
+            return failed(CHECK, f"{advice.cause}: {exc}", advice.fix, **data)
+        return failed(
+            CHECK, str(exc), token_fix(client.source, exc.status, exc.kind, credential_source),
+            **data,
+        )  # fmt: skip
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    ctx.token = token
+    valid_for = round(token.expires_at - token.obtained_at)
+    return passed(
+        CHECK,
+        f"the {client.source} at {client.url} issued a token in {elapsed_ms} ms "
+        f"(usable for {valid_for} s)",
+        url=client.url,
+        elapsed_ms=elapsed_ms,
+    )
