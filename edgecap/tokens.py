@@ -6,17 +6,27 @@ AssemblyAI's own mint endpoint (`GET https://streaming.assemblyai.com/v3/token` 
 key in `Authorization`). Both answer `{"token": ..., "expires_in_seconds": ...}`.
 
 A token opens exactly one session: callers fetch a fresh one for every connect.
+`TokenPrefetcher` keeps one spare, unused token ready (renewed before it expires) so a
+reconnect or a rotation needs no round trip, and so that an outage of the token service
+never touches a session that is already streaming.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
 from edgecap import __version__
 from edgecap.config import Config, Secrets
+
+log = logging.getLogger(__name__)
 
 AAI_MAX_SESSION_SECONDS = 10800
 SESSION_CAP_MARGIN_SECONDS = 60
@@ -174,3 +184,137 @@ def make_token_client(config: Config, secrets: Secrets) -> TokenClient:
         max_session_seconds=config.session.max_session_seconds,
         timeout=auth.request_timeout_seconds,
     )
+
+
+class TokenSource(Protocol):
+    async def fetch(self) -> Token: ...
+
+
+def renew_at(token: Token, margin: float = 5.0) -> float:
+    """When a spare token is replaced: at 3/4 of its lifetime or `margin` seconds before it
+    expires, whichever is earlier, but not before half of it (short-lived tokens)."""
+    life = token.expires_at - token.obtained_at
+    latest = min(token.obtained_at + life * 0.75, token.expires_at - margin)
+    return max(token.obtained_at + life * 0.5, latest)
+
+
+class TokenPrefetcher:
+    """Holds one spare token from `source`; `get()` hands it out (or fetches one).
+
+    The background refill runs only while `active` (the supervisor activates it once a
+    session is streaming, so a device without audio spends no token). Refill failures are
+    logged and retried with backoff; they never affect a running session.
+    """
+
+    def __init__(
+        self,
+        source: TokenSource,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        retry_min_seconds: float = 1.0,
+        retry_max_seconds: float = 60.0,
+        on_failure: Callable[[TokenError], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._retry_min = retry_min_seconds
+        self._retry_max = retry_max_seconds
+        self._on_failure = on_failure
+        self._spare: Token | None = None
+        self._active = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.refill_failures = 0
+        """Consecutive failed refills (0 when the last one worked)."""
+        self.fetched = 0
+
+    @property
+    def spare_ready(self) -> bool:
+        return self._spare is not None and self._spare.usable(self._clock())
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="edgecap-token-prefetch")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def activate(self) -> None:
+        if not self._active:
+            self._active = True
+            self._wake.set()
+
+    def deactivate(self) -> None:
+        self._active = False
+
+    def discard(self) -> None:
+        """Throw the spare away (after an auth failure: re-mint)."""
+        self._spare = None
+        self._wake.set()
+
+    async def get(self) -> tuple[Token, bool]:
+        """A token for the next session: the spare if usable (True), else a fresh one."""
+        spare, self._spare = self._spare, None
+        self._wake.set()
+        if spare is not None and spare.usable(self._clock()):
+            return spare, True
+        token = await self._fetch()
+        return token, False
+
+    async def _fetch(self) -> Token:
+        try:
+            token = await self._source.fetch()
+        except TokenError as exc:
+            if self._on_failure is not None:
+                self._on_failure(exc)
+            raise
+        self.fetched += 1
+        return token
+
+    async def _wait(self, seconds: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        backoff = self._retry_min
+        while True:
+            if not self._active:
+                await self._wait(None)
+                continue
+            spare = self._spare
+            if spare is not None:
+                due = renew_at(spare) - self._clock()
+                if due > 0:
+                    await self._wait(due)
+                    continue
+            try:
+                token = await self._fetch()
+            except TokenError as exc:
+                self.refill_failures += 1
+                level = logging.WARNING if self.refill_failures == 1 else logging.DEBUG
+                log.log(
+                    level,
+                    "could not fetch a spare token (%s); the running session is not affected, "
+                    "retrying in %.0f s",
+                    exc,
+                    backoff,
+                )
+                await self._wait(backoff)
+                backoff = min(self._retry_max, backoff * 2)
+                continue
+            if self.refill_failures:
+                log.info(
+                    "spare token fetched again after %d failed attempt(s)", self.refill_failures
+                )
+            self.refill_failures = 0
+            backoff = self._retry_min
+            self._spare = token

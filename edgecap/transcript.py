@@ -38,8 +38,11 @@ class TranscriptTurn:
     ended_at: float | None
     speech_model: str
     formatted: bool
+    gap_before_ms: int | None = None
+    """Captured audio dropped before this turn (an outage outlasted the replay buffer)."""
 
     def payload(self) -> dict[str, Any]:
+        optional = {} if self.gap_before_ms is None else {"gap_before_ms": self.gap_before_ms}
         return {
             "schema": SCHEMA,
             "id": self.id,
@@ -55,6 +58,7 @@ class TranscriptTurn:
             "ended_at": None if self.ended_at is None else iso_utc(self.ended_at),
             "speech_model": self.speech_model,
             "formatted": self.formatted,
+            **optional,
         }
 
     def to_json(self) -> bytes:

@@ -501,6 +501,57 @@ async def test_default_fault_applies_to_every_session(sim: StreamingSimulator) -
     assert sim.handshake_rejections == 2
 
 
+# -- synthetic turns (benchmarks) -----------------------------------------------
+
+
+async def test_emit_final_turns_sends_a_burst_of_timed_finals(sim: StreamingSimulator) -> None:
+    with pytest.raises(RuntimeError, match="no live session"):
+        await sim.emit_final_turns(1)
+    async with connect(ws_url(sim, token_for(sim), format_turns=True)) as ws:
+        await recv_json(ws)
+        await send_audio(ws, silence(1.0))
+        await sim.wait_until(lambda: sim.sessions[0].audio_ms == 1000, "1 s of audio")
+        before = time.monotonic()
+        sent = await sim.emit_final_turns(3, interval=0.01, text="Bench turn, please.")
+        burst_messages = [await recv_json(ws) for _ in range(6)]
+        after = time.monotonic()
+        await send_audio(ws, burst(1.0, 0.6))  # real speech afterwards: the next turn_order
+        await ws.send(json.dumps({"type": "Terminate"}))
+        rest = await drain(ws)
+
+    assert [order for order, _ in sent] == [0, 1, 2]
+    times = [t for _, t in sent]
+    assert before <= times[0] < times[1] < times[2] <= after
+    assert times[2] - times[0] >= 0.019  # two intervals of 10 ms
+    assert [(m["turn_order"], m["turn_is_formatted"]) for m in burst_messages] == [
+        (0, False),
+        (0, True),
+        (1, False),
+        (1, True),
+        (2, False),
+        (2, True),
+    ]
+    assert all(m["type"] == "Turn" and m["end_of_turn"] for m in burst_messages)
+    formatted = burst_messages[1]
+    assert formatted["transcript"] == "Bench turn, please."
+    assert burst_messages[0]["transcript"] == "bench turn please"
+    assert [w["text"] for w in formatted["words"]] == ["Bench", "turn,", "please."]
+    assert 400 <= formatted["words"][0]["start"] < formatted["words"][-1]["end"] <= 1000
+    speech = [m for m in rest if m["type"] == "Turn" and m["end_of_turn"]]
+    assert [(m["turn_order"], m["transcript"]) for m in speech][-1] == (3, SCRIPT[0])
+
+
+async def test_emit_final_turns_refuses_while_a_speech_turn_is_open(
+    sim: StreamingSimulator,
+) -> None:
+    async with connect(ws_url(sim, token_for(sim))) as ws:
+        await recv_json(ws)
+        await send_audio(ws, tone(1.0, 300, amplitude=0.3))  # speech, no pause: turn open
+        await sim.wait_until(lambda: sim.sessions[0].audio_ms == 1000, "1 s of audio")
+        with pytest.raises(RuntimeError, match="speech turn is open"):
+            await sim.emit_final_turns(1)
+
+
 # -- the `edgecap simulate` command ---------------------------------------------
 
 

@@ -24,15 +24,16 @@ def test_buffer_coalesces_up_to_one_second_and_keeps_unsent_frames() -> None:
         buf.append(frame(i))
     first = buf.peek_message()
     assert [f.seq for f in first] == list(range(20))  # 20 x 50 ms = 1000 ms
-    buf.consume(len(first))
+    buf.mark_sent(len(first))
     assert [f.seq for f in buf.peek_message()] == [20, 21, 22, 23, 24]
 
 
 def test_buffer_drops_oldest_when_full_and_counts() -> None:
     buf = AudioBuffer(max_ms=200, frame_ms=50)
-    dropped = sum(buf.append(frame(i)) for i in range(6))
-    assert dropped == 2
+    lost = [f.seq for i in range(6) for f in buf.append(frame(i))]
+    assert lost == [0, 1]
     assert buf.dropped_frames == 2
+    assert buf.dropped_ms == 100
     assert [f.seq for f in buf.peek_message()] == [2, 3, 4, 5]
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from edgecap.sim.protocol import (
     parse_session_params,
 )
 from edgecap.sim.records import Message, Notifier, SessionRecord
+from edgecap.sim.synthetic import SYNTHETIC_TURN_TEXT, synthetic_finals
 from edgecap.sim.turns import Script, TurnGenerator
 
 log = logging.getLogger("edgecap.sim")
@@ -255,6 +257,31 @@ class SimSession:
             ):
                 await self._fire(plan)
                 return
+
+    async def emit_final_turns(
+        self, count: int, *, interval: float = 0.0, text: str = SYNTHETIC_TURN_TEXT
+    ) -> list[tuple[int, float]]:
+        """Send ``count`` synthetic final turns, ``interval`` s apart (benchmarks); returns
+        ``(turn_order, time.monotonic() just before the completing final was sent)`` each.
+        ``RuntimeError`` before ``Begin`` or while a speech turn is open."""
+        turns = self._turns
+        if turns is None or self.record.begin is None:
+            raise RuntimeError("the session has not begun")
+        sent: list[tuple[int, float]] = []
+        for i in range(count):
+            if turns.in_turn:
+                raise RuntimeError("a speech turn is open; emit synthetic turns in silence")
+            order = turns.next_turn_order
+            turns.next_turn_order += 1
+            messages = synthetic_finals(order, text, turns.position_ms, turns.format_turns)
+            for message in messages[:-1]:
+                await self._send(message)
+            sent_at = time.monotonic()
+            await self._send(messages[-1])
+            sent.append((order, sent_at))
+            if interval > 0 and i + 1 < count:
+                await asyncio.sleep(interval)  # the requested spacing between turns
+        return sent
 
     async def _on_deadline(self, what: str, plan: FaultPlan | None, params: SessionParams) -> None:
         if what == "expired":

@@ -33,6 +33,7 @@ from edgecap.sim.faults import FaultPlan
 from edgecap.sim.http import SERVER_HEADER, int_param, json_response, split_target
 from edgecap.sim.records import Message, Notifier, SessionRecord
 from edgecap.sim.session import SessionEnv, SimSession, StreamingSettings
+from edgecap.sim.synthetic import SYNTHETIC_TURN_TEXT
 from edgecap.sim.turns import Script
 
 log = logging.getLogger("edgecap.sim")
@@ -91,6 +92,7 @@ class StreamingSimulator:
         self.minted_tokens: list[str] = []
         self._faults: deque[FaultPlan] = deque()
         self._plans: dict[ServerConnection, FaultPlan | None] = {}
+        self._live: dict[int, SimSession] = {}  # record index -> running session
         self._notifier = Notifier()
         self._env = SessionEnv(self.settings, self.script, self.tokens, self._notifier, clock)
         self._server: Server | None = None
@@ -181,6 +183,29 @@ class StreamingSimulator:
     def pending_faults(self) -> list[FaultPlan]:
         """Plans not yet taken by a connection."""
         return list(self._faults)
+
+    # -- synthetic turns (benchmarks) ------------------------------------------
+
+    async def emit_final_turns(
+        self,
+        count: int,
+        *,
+        interval: float = 0.0,
+        session: int | None = None,
+        text: str = SYNTHETIC_TURN_TEXT,
+    ) -> list[tuple[int, float]]:
+        """Send ``count`` final turns on a live session (the newest one by default, or the
+        session with record index ``session``), ``interval`` seconds apart.
+
+        Returns ``(turn_order, time.monotonic() just before the completing final was
+        sent)`` per turn; see :meth:`SimSession.emit_final_turns`. ``RuntimeError`` when no
+        such session is live.
+        """
+        index = max(self._live, default=None) if session is None else session
+        live = self._live.get(index) if index is not None else None
+        if live is None:
+            raise RuntimeError("no live session to emit turns on")
+        return await live.emit_final_turns(count, interval=interval, text=text)
 
     # -- waiting -------------------------------------------------------------
     # Every wait fails with TimeoutError after ``wait_timeout`` seconds (a
@@ -286,7 +311,11 @@ class StreamingSimulator:
         )
         self.sessions.append(record)
         self._notifier.notify()
-        await SimSession(ws, record, self._env).run()
+        session = self._live[record.index] = SimSession(ws, record, self._env)
+        try:
+            await session.run()
+        finally:
+            del self._live[record.index]
 
 
 def _first_subprotocol(

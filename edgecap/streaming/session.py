@@ -1,10 +1,15 @@
 """One v3 streaming session over a WebSocket (the I/O adapter).
 
 Opens the connection with a single-use token, waits for `Begin`, then runs a sender
-(frames from the shared `AudioBuffer`, coalesced and paced) and a receiver (server
-messages -> final turns) until the server ends the session, the cap is reached, or the
-daemon stops; a deliberate end drains the buffer, sends `Terminate` and waits a bounded
-time for `Termination`. Whatever ends the session is classified into one line.
+(frames from the shared `AudioBuffer`, coalesced and paced by `plan_message`), a receiver
+(server messages -> final turns) and a rotation watch (`RotationPlan`) until the server
+ends the session, the session is rotated before its cap, or the daemon stops. A deliberate
+end drains the buffer, sends `Terminate` and waits a bounded time for `Termination`.
+
+Replay: each final turn confirms the audio up to its last word; a session that ends
+without `Termination` puts what was sent since then back into the buffer for the next
+session (see `AudioBuffer`), so a drop mid-turn loses no words and no published turn is
+sent twice.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from edgecap import __version__
-from edgecap.protocol.errors import Classified, ErrorClass, classify_close, classify_http_status
+from edgecap.protocol.errors import (
+    Classified,
+    classify_close,
+    classify_http_status,
+    classify_network,
+)
 from edgecap.protocol.messages import (
     TERMINATE,
     Begin,
@@ -33,51 +42,20 @@ from edgecap.protocol.messages import (
     update_configuration,
 )
 from edgecap.protocol.turns import TurnAssembler
-from edgecap.protocol.url import StreamParams, redact_url, streaming_url
-from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer
+from edgecap.protocol.url import redact_url, streaming_url
+from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
+from edgecap.streaming.rotation import RotationPlan
+from edgecap.streaming.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.timeline import AudioTimeline
 from edgecap.transcript import TranscriptTurn, build_transcript_turn
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    url: str
-    params: StreamParams
-    device_id: str
-    connect_timeout: float = 10.0
-    begin_timeout: float = 10.0
-    terminate_timeout: float = 5.0
-    max_session_seconds: float = 3600.0
-    catchup_rate: float = 1.2
+ROTATION_POLL_SECONDS = 0.25
 
 
-class SessionFailed(Exception):
-    """The session could not be opened (stage: handshake or begin)."""
-
-    def __init__(self, classified: Classified, stage: str) -> None:
-        super().__init__(classified.line())
-        self.classified = classified
-        self.stage = stage
-
-
-@dataclass
-class SessionResult:
-    session_id: str
-    ended_by: str  # "stop", "cap", "server"
-    classified: Classified | None
-    termination: Termination | None
-    began_at: float
-    ended_at: float
-    audio_sent_ms: int
-    turns: int
-    unfinished_text: str = ""
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        return self.ended_at - self.began_at
+def _always() -> bool:
+    return True
 
 
 class StreamingSession:
@@ -87,11 +65,16 @@ class StreamingSession:
         buffer: AudioBuffer,
         audio_ready: asyncio.Event,
         on_turn: Callable[[TranscriptTurn], None],
+        on_partial: Callable[[str, Turn], None] | None = None,
+        *,
+        token_ready: Callable[[], bool] = _always,
     ) -> None:
         self.settings = settings
         self._buffer = buffer
         self._audio_ready = audio_ready
         self._on_turn = on_turn
+        self._on_partial = on_partial  # (session id, a Turn that is not final yet)
+        self._token_ready = token_ready
         self._ws: ClientConnection | None = None
         self.begin: Begin | None = None
         self._assembler = TurnAssembler(settings.params.format_turns)
@@ -100,7 +83,11 @@ class StreamingSession:
         self._server_error: ServerError | None = None
         self._terminate_sent = False
         self._turns = 0
-        self._pacer = CatchUpPacer(settings.catchup_rate, time.monotonic())
+        self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
+        self._turn_event = asyncio.Event()
+        self._last_final_at: float | None = None
+        self._last_turn_message_at: float | None = None
+        self.plan: RotationPlan | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -123,16 +110,14 @@ class StreamingSession:
             status = exc.response.status_code
             raise SessionFailed(classify_http_status(status), "handshake") from exc
         except (TimeoutError, OSError, InvalidHandshake) as exc:
-            hint = f"cannot connect to {shown}: {exc or type(exc).__name__}"
-            raise SessionFailed(
-                Classified(ErrorClass.TRANSIENT, None, "", hint), "handshake"
-            ) from exc
+            detail = f"cannot connect to {shown}: {exc or type(exc).__name__}"
+            raise SessionFailed(classify_network(detail), "handshake") from exc
         try:
             self.begin = await asyncio.wait_for(self._wait_begin(), s.begin_timeout)
         except TimeoutError as exc:
             await self._ws.close()
-            hint = f"no Begin within {s.begin_timeout:g} s after connecting"
-            raise SessionFailed(Classified(ErrorClass.TRANSIENT, None, "", hint), "begin") from exc
+            detail = f"no Begin within {s.begin_timeout:g} s after connecting"
+            raise SessionFailed(classify_network(detail), "begin") from exc
         except ConnectionClosed as exc:
             raise SessionFailed(self._classify_end(), "begin") from exc
         return self.begin
@@ -153,6 +138,20 @@ class StreamingSession:
             else:
                 log.debug("ignoring %s before Begin", type(message).__name__)
 
+    async def terminate(self) -> Termination | None:
+        """End an opened session that will not `run()`: Terminate, then wait (bounded) for
+        Termination and the close. Used by `edgecap doctor` so its probe bills about a second."""
+        assert self._ws is not None
+        try:
+            await self._ws.send(TERMINATE)
+            self._terminate_sent = True
+            await asyncio.wait_for(self._receive_loop(), self.settings.terminate_timeout)
+        except (TimeoutError, ConnectionClosed):
+            log.warning("no Termination after Terminate; closing the connection")
+        finally:
+            await self._ws.close()
+        return self._termination
+
     # -- running -----------------------------------------------------------------------
 
     async def update_configuration(self, **fields: float | int) -> bool:
@@ -169,55 +168,101 @@ class StreamingSession:
         return True
 
     async def run(self, stop: asyncio.Event) -> SessionResult:
-        """Stream until the server ends the session, the cap is reached, or `stop` is set."""
+        """Stream until the server ends the session, it is rotated, or `stop` is set."""
         assert self._ws is not None
         assert self.begin is not None
+        s = self.settings
         began = time.monotonic()
-        self._pacer = CatchUpPacer(self.settings.catchup_rate, began)
+        expires_in = self.begin.expires_at - time.time() if self.begin.expires_at else None
+        self.plan = RotationPlan.for_session(
+            began,
+            s.max_session_seconds,
+            expires_in_s=expires_in,
+            window_s=s.rotation_window_seconds,
+        )
+        self._buffer.rewind()  # nothing of an earlier session is pending confirmation
+        replayed = self._buffer.backlog_ms
         sender = asyncio.create_task(self._send_loop(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
         stopper = asyncio.create_task(stop.wait(), name="edgecap-stop-wait")
-        cap = max(1.0, self.settings.max_session_seconds - self.settings.terminate_timeout)
+        rotator = asyncio.create_task(self._rotation_watch(), name="edgecap-rotation")
         done, _ = await asyncio.wait(
-            {sender, receiver, stopper}, timeout=cap, return_when=asyncio.FIRST_COMPLETED
+            {sender, receiver, stopper, rotator}, return_when=asyncio.FIRST_COMPLETED
         )
         stopper.cancel()
+        rotator.cancel()
+        rotation = ""
+        if rotator in done and rotator.exception() is None:
+            rotation = rotator.result()
         if receiver in done:
             ended_by = "server"
             sender.cancel()
+        elif sender in done and sender.exception() is not None:
+            ended_by = "server"  # sending failed: the connection is gone
+            await self._ws.close()
         else:
-            ended_by = "stop" if stop.is_set() else "cap"
-            if sender in done and sender.exception() is not None:
-                ended_by = "server"  # sending failed: the connection is gone
-            else:
-                await self._finish(sender, receiver)
+            ended_by = "stop" if stop.is_set() else "rotate"
+            await self._finish(sender, receiver, drain=ended_by == "stop")
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await sender
         with contextlib.suppress(asyncio.CancelledError):
             await receiver
         unfinished = self._assembler.flush()
-        classified = self._classify_end()
-        return SessionResult(
+        result = SessionResult(
             session_id=self.begin.id,
             ended_by=ended_by,
-            classified=classified,
+            classified=self._classify_end(),
             termination=self._termination,
             began_at=began,
             ended_at=time.monotonic(),
             audio_sent_ms=self._timeline.sent_ms,
             turns=self._turns,
             unfinished_text=unfinished.transcript if unfinished else "",
+            rotation=rotation if ended_by == "rotate" else "",
         )
+        if result.clean:
+            self._buffer.confirm_all()
+        else:
+            result.replay_ms = self._buffer.rewind()
+        if replayed >= 1000:
+            log.info("session %s replayed %.1f s of buffered audio", self.begin.id, replayed / 1e3)
+        return result
 
-    async def _finish(self, sender: asyncio.Task[None], receiver: asyncio.Task[None]) -> None:
-        """Drain what is buffered, send Terminate, wait for Termination (bounded)."""
+    async def _rotation_watch(self) -> str:
+        """Returns why the session should end now (see `RotationPlan.decide`)."""
+        plan = self.plan
+        assert plan is not None
+        await asyncio.sleep(max(0.0, plan.window_start - time.monotonic()))  # a schedule
+        while True:
+            now = time.monotonic()
+            reason = plan.decide(
+                now,
+                turn_open=self._assembler.open_turn is not None,
+                last_final_at=self._last_final_at,
+                last_turn_message_at=self._last_turn_message_at,
+                token_ready=self._token_ready(),
+            )
+            if reason is not None:
+                return reason
+            self._turn_event.clear()
+            timeout = max(0.01, min(ROTATION_POLL_SECONDS, plan.deadline - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._turn_event.wait(), timeout)
+
+    async def _finish(
+        self, sender: asyncio.Task[None], receiver: asyncio.Task[None], *, drain: bool
+    ) -> None:
+        """Send Terminate and wait for Termination (bounded). When stopping (`drain`), what
+        is buffered is sent first; on a rotation it waits for the next session instead."""
         assert self._ws is not None
         timeout = self.settings.terminate_timeout
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await sender
         try:
-            await asyncio.wait_for(self._drain(), timeout)
+            if drain:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drain(), timeout)
             await self._ws.send(TERMINATE)
             self._terminate_sent = True
             await asyncio.wait_for(asyncio.shield(receiver), timeout)
@@ -232,34 +277,41 @@ class StreamingSession:
             receiver.cancel()
             await self._ws.close()
 
-    async def _send_message(self, pacer: CatchUpPacer) -> bool:
-        """Send the next coalesced message when pacing allows; False if nothing buffered."""
+    async def _send_message(self, *, draining: bool = False) -> int:
+        """Send the next coalesced message when pacing allows; returns the ms sent (0:
+        nothing to send)."""
         assert self._ws is not None
-        frames = self._buffer.peek_message()
-        if not frames:
-            return False
-        duration = sum(f.duration_ms for f in frames) / 1000
-        delay = pacer.delay(time.monotonic(), duration)
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing, not synchronisation
-            frames = self._buffer.peek_message()
-            duration = sum(f.duration_ms for f in frames) / 1000
-        await self._ws.send(b"".join(f.pcm for f in frames))
-        self._buffer.consume(len(frames))
-        pacer.sent(duration)
+        while True:
+            frames, wait = plan_message(
+                self._buffer, self._pacer, time.monotonic(), draining=draining
+            )
+            if frames:
+                break
+            if wait <= 0:
+                return 0
+            await asyncio.sleep(wait)  # pacing, not synchronisation
+        ms = sum(f.duration_ms for f in frames)
+        pcm = pad_message(b"".join(f.pcm for f in frames), self.settings.params.sample_rate)
+        await self._ws.send(pcm)
+        self._buffer.mark_sent(len(frames))
+        self._pacer.sent(ms / 1000, time.monotonic())
         for f in frames:
             self._timeline.append(f.duration_ms, f.captured_at)
-        return True
+        if self._assembler.open_turn is None:
+            self._buffer.keep_recent_history(self.settings.idle_history_ms)
+        return ms
 
     async def _send_loop(self) -> None:
         while True:
-            if not await self._send_message(self._pacer):
+            if not await self._send_message():
                 self._audio_ready.clear()
                 await self._audio_ready.wait()
 
     async def _drain(self) -> None:
-        while await self._send_message(self._pacer):
-            pass
+        """Send what is buffered now (not what capture adds meanwhile)."""
+        left = self._buffer.backlog_ms
+        while left > 0 and (sent := await self._send_message(draining=True)):
+            left -= sent
 
     async def _receive_loop(self) -> None:
         assert self._ws is not None
@@ -274,19 +326,14 @@ class StreamingSession:
 
     def _handle(self, message: object) -> None:
         if isinstance(message, Turn):
+            self._last_turn_message_at = time.monotonic()
+            self._turn_event.set()
             final = self._assembler.feed(message)
-            if final is not None and final.transcript.strip():
+            if final is not None:
+                self._on_final(final)
+            elif self._on_partial is not None and self._assembler.open_turn is message:
                 assert self.begin is not None
-                self._turns += 1
-                self._on_turn(
-                    build_transcript_turn(
-                        final,
-                        device_id=self.settings.device_id,
-                        session_id=self.begin.id,
-                        speech_model=self.settings.params.speech_model,
-                        timeline=self._timeline,
-                    )
-                )
+                self._on_partial(self.begin.id, message)
         elif isinstance(message, Termination):
             self._termination = message
         elif isinstance(message, ServerError):
@@ -294,6 +341,24 @@ class StreamingSession:
             log.warning("server error %s: %s", message.code, message.message)
         elif isinstance(message, ServerWarning):
             log.warning("server warning %s: %s", message.code, message.message)
+
+    def _on_final(self, final: Turn) -> None:
+        self._last_final_at = time.monotonic()
+        if final.words:  # the server has transcribed the audio up to the turn's last word
+            self._buffer.confirm_until(final.words[-1].end_ms)
+        if not final.transcript.strip():
+            return
+        assert self.begin is not None
+        self._turns += 1
+        self._on_turn(
+            build_transcript_turn(
+                final,
+                device_id=self.settings.device_id,
+                session_id=self.begin.id,
+                speech_model=self.settings.params.speech_model,
+                timeline=self._timeline,
+            )
+        )
 
     def _classify_end(self) -> Classified:
         ws = self._ws
@@ -304,3 +369,6 @@ class StreamingSession:
             code = err.code if err.code is not None else code
             reason = err.message or reason
         return classify_close(code, reason, after_terminate=self._terminate_sent)
+
+
+__all__ = ["SessionFailed", "SessionResult", "SessionSettings", "StreamingSession"]

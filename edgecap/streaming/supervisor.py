@@ -1,34 +1,50 @@
 """The session supervisor: keeps a streaming session open while audio flows.
 
-Fetches a fresh single-use token for every session, opens it, runs it until it ends, and
-retries failures with tenacity (exponential backoff with jitter). A session that ran
-stably and ended for a benign reason is followed immediately by a new one.
+Takes a single-use token for every session (the prefetched spare when there is one),
+opens the session, runs it until it ends, and retries failures with tenacity; how long to
+wait, what to report and whether to re-mint come from the sans-I/O `RetryPolicy`.
+Rotations and expiries are followed by a new session at once. Capture frames enter here
+(`on_frame`): the buffer keeps them while no session streams, and an outage that outlasts
+it is recorded as a gap, reported in the status and on the next turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from edgecap.protocol.errors import ErrorClass
+from edgecap.audio.frame import Frame
+from edgecap.protocol.errors import (
+    Classified,
+    ErrorClass,
+    classify_network,
+    classify_token_error,
+)
+from edgecap.protocol.messages import Turn
+from edgecap.status import StatusModel
 from edgecap.streaming.buffer import AudioBuffer
+from edgecap.streaming.gaps import GapTracker
+from edgecap.streaming.policy import Decision, RetryPolicy, RetrySettings
 from edgecap.streaming.session import (
     SessionFailed,
     SessionResult,
     SessionSettings,
     StreamingSession,
 )
-from edgecap.tokens import TokenClient, TokenError
+from edgecap.tokens import TokenError, TokenPrefetcher, TokenSource
 from edgecap.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
 
-STABLE_SESSION_SECONDS = 30.0
-RECONNECT_MAX_SECONDS = 60.0
+BUG_RESTART_SECONDS = 15.0
+STABLE_SESSION_SECONDS = RetrySettings().stable_seconds  # the default; see streaming.*
 
 
 class Stopping(Exception):
@@ -42,59 +58,165 @@ class SupervisorStats:
     reconnects: int = 0
     billed_seconds: float = 0.0
     """Sum of Termination.session_duration_seconds (measured locally when missing)."""
+    frames_dropped: int = 0
+    gaps: int = 0
+
+
+def classify_failure(exc: BaseException | None) -> Classified:
+    if isinstance(exc, SessionFailed):
+        return exc.classified
+    if isinstance(exc, TokenError):
+        return classify_token_error(exc.status, exc.kind, str(exc))
+    return classify_network(f"unexpected failure: {exc!r}")
 
 
 class SessionSupervisor:
     """Owns the session lifecycle. The daemon supplies audio and receives turns/states.
 
+    - `on_frame(frame)` takes every captured frame.
     - `audio_ok` is set while the capture device delivers audio; no session opens without it.
     - `session_stop` ends the current session gracefully (Terminate) when set; the daemon
       sets it when audio stops or the daemon stops.
-    - `on_state(state, detail, error_class)` reports state changes ("streaming",
-      "reconnecting", ...); `error_class` names what went wrong, or None.
+    - `status` (a `StatusModel`) is kept current; its listeners publish and log it.
+      `on_state(state, detail, error_class)`, if given, is told of each state too.
+    - `prefetch`: hold a spare token (False: fetch one per connect, for measurements).
+    - `clock`, `sleep`, `rng`: injectable for tests (virtual time for long back-offs).
     """
 
     def __init__(
         self,
         settings: Callable[[], SessionSettings],
-        tokens: TokenClient,
+        tokens: TokenSource,
         *,
         buffer: AudioBuffer,
         audio_ready: asyncio.Event,
         audio_ok: asyncio.Event,
         on_turn: Callable[[TranscriptTurn], None],
-        on_state: Callable[[str, str, str | None], None],
+        on_state: Callable[[str, str, str | None], None] | None = None,
+        on_partial: Callable[[str, Turn], None] | None = None,
+        status: StatusModel | None = None,
+        retry: RetrySettings | None = None,
+        prefetch: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
-        self._tokens = tokens
+        self._on_partial = on_partial  # growing text of the turn being spoken (session id, Turn)
         self._buffer = buffer
         self._audio_ready = audio_ready
         self._audio_ok = audio_ok
         self._on_turn = on_turn
         self._on_state = on_state
+        self.status = status if status is not None else StatusModel(device_id="")
+        self.policy = RetryPolicy(retry or RetrySettings(), rng)
+        self.prefetcher = TokenPrefetcher(tokens, on_failure=self._token_failed)
+        self._prefetch = prefetch
+        self._clock = clock
+        self._sleeper = sleep
+        self.gaps = GapTracker()
         self.session_stop = asyncio.Event()
         self.stats = SupervisorStats()
         self.current: StreamingSession | None = None
         self._stop = asyncio.Event()
+        self._decision: tuple[Classified, Decision] | None = None
 
     def stop(self) -> None:
         """End the current session gracefully and do not open another."""
         self._stop.set()
         self.session_stop.set()
 
+    # -- audio in ------------------------------------------------------------------------
+
+    def on_frame(self, frame: Frame) -> None:
+        """A captured frame (on the loop). Never blocks; a full buffer drops the oldest."""
+        lost = self._buffer.append(frame)
+        if lost:
+            if self.gaps.dropped(lost):
+                log.warning(
+                    "replay buffer full (%.0f s): dropping the oldest audio until the stream "
+                    "is back",
+                    self._buffer.max_ms / 1000,
+                )
+        elif self.gaps.open:
+            gap = self.gaps.kept()
+            assert gap is not None
+            self.stats.frames_dropped += gap.frames
+            self.stats.gaps += 1
+            log.warning(
+                "audio gap: %.1f s of captured audio was dropped (the outage outlasted the "
+                "replay buffer); the next turn reports gap_before_ms",
+                gap.ms / 1000,
+            )
+            self.status.record_gap(gap)
+        self._audio_ready.set()
+
+    # -- turns and states ----------------------------------------------------------------
+
     def _turn(self, turn: TranscriptTurn) -> None:
+        gap = self.gaps.attach(turn.ended_at)
+        if gap is not None:
+            turn = dataclasses.replace(turn, gap_before_ms=gap)
         self.stats.turns += 1
+        self.status.counters.turns += 1
         self._on_turn(turn)
 
+    def _set_state(
+        self,
+        state: str,
+        detail: str = "",
+        error_class: str | None = None,
+        *,
+        session_id: str | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        self.status.spare_token = self.prefetcher.spare_ready
+        if self.status.state == "stopping":
+            return  # the daemon is shutting down: that is what the status says to the end
+        self.status.set_state(
+            state,
+            session_id=session_id,
+            detail=detail,
+            error_class=error_class,
+            retry_in=retry_in,
+        )
+        if self._on_state is not None:
+            self._on_state(state, detail, error_class)
+
+    def _token_failed(self, exc: TokenError) -> None:
+        self.status.counters.token_failures += 1
+
+    # -- one session ---------------------------------------------------------------------
+
+    def _token_ready(self) -> bool:
+        return self.prefetcher.spare_ready or not self._prefetch
+
     async def _one_session(self) -> SessionResult:
+        if self.status.state == "stopping":
+            raise Stopping  # no new session (a rotation may coincide with the shutdown)
+        if not self._audio_ok.is_set():
+            self.prefetcher.deactivate()
+            if self.status.state not in ("starting", "audio_unavailable", "stopping", "idle"):
+                self._set_state("idle", "no session: waiting for audio")
         await self._wait_or_stop(self._audio_ok.wait())
         self.session_stop.clear()
-        token = await self._tokens.fetch()
+        token, spare = await self.prefetcher.get()
         settings = self._settings()
-        session = StreamingSession(settings, self._buffer, self._audio_ready, self._turn)
+        session = StreamingSession(
+            settings,
+            self._buffer,
+            self._audio_ready,
+            self._turn,
+            self._on_partial,
+            token_ready=self._token_ready,
+        )
         begin = await session.open(token.value)
+        self.policy.session_began(self._clock())
         self.current = session
         self.stats.sessions += 1
+        self.status.counters.sessions += 1
+        if self._prefetch:
+            self.prefetcher.activate()
         wanted = settings.params.speech_model
         if begin.model is not None and begin.model != wanted:
             log.warning(
@@ -102,36 +224,47 @@ class SessionSupervisor:
                 begin.model,
                 wanted,
             )
-        self._on_state("streaming", f"session {begin.id}", None)
+        log.debug("session %s opened with a %s token", begin.id, "spare" if spare else "fresh")
+        self._set_state("streaming", session_id=begin.id)
         try:
             result = await session.run(self.session_stop)
         finally:
             self.current = None
         self._log_result(result)
-        if result.ended_by == "server" and result.classified is not None:
-            cls = result.classified.error_class
-            quick = result.duration < STABLE_SESSION_SECONDS
-            if cls is not ErrorClass.SESSION_OVER and (quick or cls is not ErrorClass.TRANSIENT):
-                raise SessionFailed(result.classified, "stream")
-            self.stats.reconnects += 1
+        c = result.classified
+        over = c is not None and c.error_class is ErrorClass.SESSION_OVER
+        failed = result.ended_by == "server" and not over
+        self.policy.session_ended(self._clock(), failed=failed)
+        if failed and c is not None:
+            raise SessionFailed(c, "stream")
         return result
 
     def _log_result(self, r: SessionResult) -> None:
         billed = r.termination.session_duration_seconds if r.termination else None
         self.stats.billed_seconds += billed if billed is not None else r.duration
         why = f"; {r.classified.line()}" if r.classified and r.ended_by == "server" else ""
+        if r.rotation:
+            why = f" at a {r.rotation} point" if r.rotation != "deadline" else " at the deadline"
         log.info(
-            "session %s ended (%s) after %.1f s, %.1f s audio sent, %d turn(s), billed %s s%s",
+            "session %s ended (%s%s) after %.1f s, %.1f s audio sent, %d turn(s), billed %s s",
             r.session_id,
             r.ended_by,
+            why,
             r.duration,
             r.audio_sent_ms / 1000,
             r.turns,
             "?" if billed is None else billed,
-            why,
         )
-        if r.unfinished_text:
-            log.warning("session ended inside a turn; unfinished text: %r", r.unfinished_text)
+        if r.rotation == "deadline" and r.unfinished_text:
+            log.warning("rotation at the deadline ended a turn early: %r", r.unfinished_text)
+        if r.replay_ms:
+            log.info(
+                "%.1f s of audio sent since the last final turn will be replayed%s",
+                r.replay_ms / 1000,
+                f" (unfinished text: {r.unfinished_text!r})" if r.unfinished_text else "",
+            )
+
+    # -- waiting -------------------------------------------------------------------------
 
     async def _wait_or_stop(self, awaitable: Awaitable[object]) -> None:
         waiter = asyncio.ensure_future(awaitable)
@@ -143,29 +276,54 @@ class SessionSupervisor:
             raise Stopping
 
     async def _sleep(self, seconds: float) -> None:
-        await self._wait_or_stop(asyncio.sleep(seconds))
+        await self._wait_or_stop(self._sleeper(seconds))
+
+    # -- retrying ------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        """tenacity's wait strategy: the policy's decision for this failure."""
+        exc = state.outcome.exception() if state.outcome else None
+        classified = classify_failure(exc)
+        decision = self.policy.next(classified)
+        if decision.discard_spare:
+            self.prefetcher.discard()
+        self._decision = (classified, decision)
+        return decision.delay
 
     def _before_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
-        line = exc.classified.line() if isinstance(exc, SessionFailed) else str(exc)
-        error_class = (
-            exc.classified.error_class.value
-            if isinstance(exc, SessionFailed)
-            else ("token" if isinstance(exc, TokenError) else "unknown")
-        )
+        assert self._decision is not None
+        classified, d = self._decision
         self.stats.reconnects += 1
-        self._on_state("reconnecting", line, error_class)
-        log.warning("%s; next attempt in %.1f s (attempt %d)", line, delay, state.attempt_number)
+        self.status.counters.reconnects += 1
+        self.status.record_error(classified)
+        line = classified.line()
+        if classified.error_class is ErrorClass.CLIENT_BUG:
+            log.error("%s", line, extra={"ERROR_CLASS": str(classified.error_class)})
+        log.warning(
+            "%s; %s: next attempt in %.1f s (attempt %d)",
+            line,
+            d.why,
+            d.delay,
+            state.attempt_number + 1,
+        )
+        self._set_state(d.state, line, str(classified.error_class), retry_in=d.delay)
 
     async def run(self) -> None:
         """Keep a session open while audio flows, until `stop()`."""
+        self.prefetcher.start()
+        try:
+            await self._run()
+        finally:
+            await self.prefetcher.aclose()
+
+    async def _run(self) -> None:
         while not self._stop.is_set():
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type((SessionFailed, TokenError)),
-                wait=wait_exponential_jitter(initial=0.5, max=RECONNECT_MAX_SECONDS),
+                wait=self._wait,
                 sleep=self._sleep,
                 before_sleep=self._before_retry,
+                reraise=True,
             )
             try:
                 async for attempt in retrying:
@@ -176,6 +334,6 @@ class SessionSupervisor:
             except Exception:  # a bug must not leave the daemon capturing with no session
                 log.exception("unexpected error in the session supervisor; restarting it")
                 try:
-                    await self._sleep(RECONNECT_MAX_SECONDS / 4)
+                    await self._sleep(BUG_RESTART_SECONDS)
                 except Stopping:
                     return

@@ -1,0 +1,180 @@
+"""The daemon's status (no I/O): published retained on `{prefix}/{device_id}/status` and
+logged in one line on every change.
+
+`state` is one of:
+
+| state | meaning |
+|---|---|
+| starting | the daemon is starting; no session yet |
+| streaming | a session is open and audio flows to it |
+| idle | no session because none is needed (waiting for audio) |
+| reconnecting | the last session or attempt failed; the next attempt is scheduled |
+| auth_failed | the token or credential is refused; retrying slowly (see `last_error.hint`) |
+| degraded | repeated failures or a bug/config problem; retrying after a cool-down |
+| audio_unavailable | the microphone is missing or failing; retried, no session is open |
+| stopping | the daemon is shutting down |
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from edgecap.protocol.errors import Classified
+from edgecap.streaming.gaps import Gap
+from edgecap.transcript import iso_utc
+
+SCHEMA = "edgecap.status/1"
+
+State = Literal[
+    "starting",
+    "streaming",
+    "idle",
+    "reconnecting",
+    "auth_failed",
+    "degraded",
+    "audio_unavailable",
+    "stopping",
+]
+STATES: tuple[str, ...] = get_args(State)
+
+
+@dataclass(frozen=True, slots=True)
+class LastError:
+    code: int | None
+    reason: str
+    error_class: str
+    hint: str
+    at: float
+
+    @classmethod
+    def from_classified(cls, c: Classified, at: float) -> LastError:
+        return cls(c.code, c.reason, str(c.error_class), c.hint, at)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "reason": self.reason,
+            "class": self.error_class,
+            "hint": self.hint,
+            "at": iso_utc(self.at),
+        }
+
+
+def gap_payload(gap: Gap) -> dict[str, Any]:
+    return {
+        "ms": gap.ms,
+        "started_at": iso_utc(gap.started_at),
+        "ended_at": iso_utc(gap.ended_at),
+    }
+
+
+@dataclass(slots=True)
+class Counters:
+    sessions: int = 0
+    reconnects: int = 0
+    turns: int = 0
+    frames_dropped: int = 0
+    gaps: int = 0
+    token_failures: int = 0
+    """Failed token requests (including background renewals of the spare token)."""
+
+
+Listener = Callable[["StatusModel", str], None]
+
+
+@dataclass
+class StatusModel:
+    device_id: str
+    clock: Callable[[], float] = time.time
+    state: str = "starting"
+    since: float = 0.0
+    session_id: str | None = None
+    detail: str = ""
+    error_class: str | None = None
+    """The error class that caused the current state, if any (for structured logs)."""
+    last_error: LastError | None = None
+    last_gap: Gap | None = None
+    next_attempt_at: float | None = None
+    spare_token: bool = False
+    counters: Counters = field(default_factory=Counters)
+    listeners: list[Listener] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.since:
+            self.since = self.clock()
+
+    def _changed(self, what: str) -> None:
+        for listener in list(self.listeners):
+            listener(self, what)
+
+    def set_state(
+        self,
+        state: str,
+        *,
+        session_id: str | None = None,
+        detail: str = "",
+        error_class: str | None = None,
+        retry_in: float | None = None,
+    ) -> bool:
+        """Enter `state`. Listeners hear "state" when the state or the session changed, and
+        "update" when only the detail did (another failure in the same state). Returns
+        whether the state or the session changed."""
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}")
+        now = self.clock()
+        changed = state != self.state or session_id != self.session_id
+        updated = changed or detail != self.detail or retry_in is not None
+        if state != self.state:
+            self.since = now
+        self.state, self.session_id, self.detail = state, session_id, detail
+        self.error_class = error_class
+        self.next_attempt_at = None if retry_in is None else now + retry_in
+        if updated:
+            self._changed("state" if changed else "update")
+        return changed
+
+    def record_error(self, classified: Classified) -> None:
+        """What went wrong last (kept after recovery: it is history, not the state)."""
+        self.last_error = LastError.from_classified(classified, self.clock())
+
+    def record_gap(self, gap: Gap) -> None:
+        """Audio was lost in an outage longer than the replay buffer (reported once)."""
+        self.last_gap = gap
+        self.counters.gaps += 1
+        self.counters.frames_dropped += gap.frames
+        self._changed("gap")
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "device_id": self.device_id,
+            "state": self.state,
+            "since": iso_utc(self.since),
+            "session_id": self.session_id,
+            "detail": self.detail,
+            "last_error": self.last_error.payload() if self.last_error else None,
+            "next_attempt_at": iso_utc(self.next_attempt_at) if self.next_attempt_at else None,
+            "last_gap": gap_payload(self.last_gap) if self.last_gap else None,
+            "spare_token": self.spare_token,
+            "counters": asdict(self.counters),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_payload(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def summary(self) -> str:
+        """One line for the log."""
+        parts = [f"state {self.state}"]
+        if self.session_id:
+            parts.append(f"session {self.session_id}")
+        if self.detail:
+            parts.append(self.detail)
+        if self.next_attempt_at is not None:
+            parts.append(f"next attempt in {max(0.0, self.next_attempt_at - self.clock()):.1f} s")
+        c = self.counters
+        parts.append(f"reconnects {c.reconnects}, frames dropped {c.frames_dropped}, gaps {c.gaps}")
+        return "; ".join(parts)

@@ -1,0 +1,62 @@
+"""Settings and outcomes of one streaming session (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgecap.protocol.errors import Classified
+from edgecap.protocol.messages import Termination
+from edgecap.protocol.url import StreamParams
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    url: str
+    params: StreamParams
+    device_id: str
+    connect_timeout: float = 10.0
+    begin_timeout: float = 10.0
+    terminate_timeout: float = 5.0
+    max_session_seconds: float = 3600.0
+    catchup_rate: float = 1.2
+    rotation_window_seconds: float | None = None
+    """How long before the cap a quiet point may end the session (None: derived)."""
+    idle_history_ms: int = 1000
+    """Sent audio kept for replay while no turn is open (speech not yet announced)."""
+    pacer_burst_seconds: float = 0.1
+
+
+class SessionFailed(Exception):
+    """The session could not be opened (stage: handshake, begin) or failed (stream)."""
+
+    def __init__(self, classified: Classified, stage: str) -> None:
+        super().__init__(classified.line())
+        self.classified = classified
+        self.stage = stage
+
+
+@dataclass
+class SessionResult:
+    session_id: str
+    ended_by: str  # "stop", "rotate", "server"
+    classified: Classified | None
+    termination: Termination | None
+    began_at: float
+    ended_at: float
+    audio_sent_ms: int
+    turns: int
+    unfinished_text: str = ""
+    rotation: str = ""
+    """Why the session was rotated ("quiet", "silence", "deadline"), if it was."""
+    replay_ms: int = 0
+    """Audio put back into the buffer for the next session (0 after a clean end)."""
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.ended_at - self.began_at
+
+    @property
+    def clean(self) -> bool:
+        """Ended by our Terminate and confirmed by the server's Termination."""
+        return self.ended_by != "server" and self.termination is not None
