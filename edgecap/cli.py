@@ -1,4 +1,4 @@
-"""Command line: `edgecap run | check-config | simulate`."""
+"""Command line: `edgecap run | check-config | simulate | doctor | devices`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from edgecap.sim.cli import add_subparser as add_simulate
 
     add_simulate(sub)
+
+    from edgecap.doctor.cli import add_subparsers as add_doctor
+
+    add_doctor(sub)  # doctor, devices
     return parser
 
 
@@ -50,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from edgecap.sim.cli import run as run_simulate
 
         return run_simulate(args)
+    if args.command in ("doctor", "devices"):
+        from edgecap.doctor.cli import run as run_doctor
+
+        return run_doctor(args)
     return EX_CONFIG  # pragma: no cover - argparse enforces the choices
 
 

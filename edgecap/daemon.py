@@ -17,11 +17,14 @@ from edgecap.audio.capture import AlsaCapture, CaptureEvent, CaptureSettings
 from edgecap.audio.frame import Frame
 from edgecap.config import ConfigError, LoadedConfig, load_config
 from edgecap.logs import set_level, setup_logging, update_secrets
-from edgecap.mqtt.publisher import MqttPublisher, MqttSettings
-from edgecap.mqtt.topics import Topics
+from edgecap.mqtt.service import MqttService
+from edgecap.mqtt.stats import DaemonCounters
+from edgecap.protocol.messages import Turn
 from edgecap.protocol.url import StreamParams
 from edgecap.sdnotify import Notifier
+from edgecap.status import StatusModel
 from edgecap.streaming.buffer import AudioBuffer
+from edgecap.streaming.policy import RetrySettings
 from edgecap.streaming.session import (
     SessionSettings,
 )
@@ -34,7 +37,6 @@ log = logging.getLogger("edgecap")
 
 EX_OK = 0
 EX_CONFIG = 78
-REPLAY_BUFFER_MS = 30_000
 READY_WAIT_SECONDS = 10.0
 
 
@@ -55,16 +57,14 @@ def _capture_settings(loaded: LoadedConfig) -> CaptureSettings:
     )
 
 
-def _mqtt_settings(loaded: LoadedConfig) -> MqttSettings:
-    cfg = loaded.config
-    return MqttSettings(
-        host=cfg.mqtt.host,
-        port=cfg.mqtt.port,
-        client_id=cfg.mqtt.client_id or f"edgecap-{cfg.device_id}",
-        topics=Topics(cfg.mqtt.prefix, cfg.device_id),
-        username=cfg.mqtt.username,
-        password=loaded.secrets.mqtt_password,
-        keepalive=cfg.mqtt.keepalive_seconds,
+def _retry_settings(loaded: LoadedConfig) -> RetrySettings:
+    s = loaded.config.streaming
+    return RetrySettings(
+        max_seconds=s.reconnect_max_seconds,
+        stable_seconds=s.stable_session_seconds,
+        quick_seconds=s.quick_failure_seconds,
+        quick_count=s.quick_failure_count,
+        cooldown_seconds=s.cooldown_seconds,
     )
 
 
@@ -72,8 +72,10 @@ class Daemon:
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
         cfg = loaded.config
-        self.topics = Topics(cfg.mqtt.prefix, cfg.device_id)
-        self.buffer = AudioBuffer(REPLAY_BUFFER_MS, cfg.audio.frame_ms)
+        replay_ms = round(cfg.streaming.replay_buffer_seconds * 1000)
+        self.buffer = AudioBuffer(replay_ms, cfg.audio.frame_ms)
+        self.status = StatusModel(cfg.device_id)  # published retained on every change
+        self.status.listeners.append(self._on_status)
         self.audio_ready = asyncio.Event()
         self.audio_ok = asyncio.Event()
         self.stop = asyncio.Event()
@@ -87,10 +89,15 @@ class Daemon:
             audio_ready=self.audio_ready,
             audio_ok=self.audio_ok,
             on_turn=self.on_turn,
-            on_state=self.set_state,
+            on_partial=self.on_partial,
+            status=self.status,
+            retry=_retry_settings(loaded),
         )
-        self.publisher = MqttPublisher(_mqtt_settings(loaded))
         self.capture: AlsaCapture | None = None
+        # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
+        self.mqtt = MqttService(loaded, self.counters)
+        self.publisher = self.mqtt.publisher  # retained messages published here are re-sent
+        self.topics = self.mqtt.topics  # after every reconnect
         self.notifier = Notifier()
         self.watchdog_interval = watchdog_interval(os.environ, os.getpid())
         self.liveness = CaptureLiveness(
@@ -105,17 +112,23 @@ class Daemon:
     # -- state -------------------------------------------------------------------------
 
     def set_state(self, state: str, detail: str = "", error_class: str | None = None) -> None:
-        if state == "streaming" and detail.startswith("session "):
-            self.session_id = detail.removeprefix("session ")
-        elif state != "streaming":
-            self.session_id = None
-        if state != self.state:
-            self.state = state
-            fields = {"EDGECAP_STATE": state, "SESSION_ID": self.session_id or ""}
-            if error_class:
-                fields["ERROR_CLASS"] = error_class
-            log.info("state %s%s", state, f": {detail}" if detail else "", extra=fields)
+        """States the daemon itself knows (audio_unavailable, stopping); the supervisor
+        sets the streaming ones on the same `StatusModel`."""
+        self.status.set_state(state, detail=detail, error_class=error_class)
+
+    def _on_status(self, status: StatusModel, what: str) -> None:
+        """Every status change: one log line (with journal fields), retained on MQTT."""
+        self.state, self.session_id = status.state, status.session_id
+        if what == "state":
+            fields = {"EDGECAP_STATE": status.state, "SESSION_ID": status.session_id or ""}
+            if status.error_class:
+                fields["ERROR_CLASS"] = status.error_class
+            log.info("%s", status.summary(), extra=fields)
+        self.publish_status()
         self.notifier.status(self.status_line())
+
+    def publish_status(self) -> None:
+        self.publisher.publish(self.topics.status, self.status.to_json(), qos=1, retain=True)
 
     def status_line(self) -> str:
         """One human line for systemd's STATUS=."""
@@ -133,10 +146,7 @@ class Daemon:
     def on_frame(self, frame: Frame) -> None:
         self.frames += 1
         self.liveness.frame(time.monotonic())
-        dropped = self.buffer.append(frame)
-        if dropped:
-            log.warning("audio buffer full: dropped %d frame(s) of the oldest audio", dropped)
-        self.audio_ready.set()
+        self.supervisor.on_frame(frame)  # buffered; a full buffer is reported as a gap
 
     def on_capture_event(self, event: CaptureEvent) -> None:
         if event.kind == "opened":
@@ -163,8 +173,23 @@ class Daemon:
         self.status_line()  # rolls the day over
         self.turns_today += 1
         self.notifier.status(self.status_line())
-        self.publisher.publish(self.topics.transcript, turn.to_json(), qos=1)
-        log.info("turn %s published (%d words)", turn.id, len(turn.words))
+        self.mqtt.publish_turn(turn)  # committed to the spool, then published
+        log.info("turn %s spooled for MQTT (%d words)", turn.id, len(turn.words))
+
+    def on_partial(self, session_id: str, turn: Turn) -> None:
+        self.mqtt.publish_partial(session_id, turn)
+
+    def counters(self) -> DaemonCounters:
+        """What capture and streaming counted, for the retained `stats` message."""
+        s = self.supervisor.stats
+        return DaemonCounters(
+            frames_captured=self.frames,
+            overruns=self.capture.overruns if self.capture is not None else 0,
+            sessions=s.sessions,
+            reconnects=s.reconnects,
+            turns=s.turns,
+            billed_seconds=s.billed_seconds,
+        )
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -186,6 +211,7 @@ class Daemon:
             begin_timeout=cfg.streaming.begin_timeout_seconds,
             terminate_timeout=cfg.streaming.terminate_timeout_seconds,
             max_session_seconds=cfg.session.max_session_seconds,
+            catchup_rate=cfg.streaming.catchup_rate,
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -213,7 +239,8 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
         cfg = self.loaded.config
-        self.publisher.start()
+        self.mqtt.start()
+        self.publish_status()  # "starting", retained
         self._start_capture()
         log.info(
             "edgecap started: device_id=%s audio=%s streaming=%s mqtt=%s:%s",
@@ -249,7 +276,7 @@ class Daemon:
         except TimeoutError:
             log.warning("session did not finish within %.0f s of stopping", grace)
         await self.tokens.aclose()
-        await asyncio.to_thread(self.publisher.stop)
+        await self.mqtt.stop()
         stats = self.supervisor.stats
         log.info("edgecap stopped: %d session(s), %d turn(s)", stats.sessions, stats.turns)
         return EX_OK
@@ -317,6 +344,7 @@ class Daemon:
                 "endpointing",
                 "session",
                 "mqtt",
+                "spool",
             )
             if getattr(old.config, name) != getattr(new.config, name)
         ]
@@ -331,14 +359,15 @@ class Daemon:
             self.supervisor.session_stop.set()
             await self._stop_capture()
             self._start_capture()
-        if "mqtt" in changed or "device_id" in changed:
+        if {"mqtt", "spool", "device_id"} & set(changed):
             log.info(
                 "reload: reconnecting to MQTT %s:%s", new.config.mqtt.host, new.config.mqtt.port
             )
-            await asyncio.to_thread(self.publisher.stop)
-            self.topics = Topics(new.config.mqtt.prefix, new.config.device_id)
-            self.publisher = MqttPublisher(_mqtt_settings(new))
-            self.publisher.start()
+            await self.mqtt.stop()
+            self.mqtt = MqttService(new, self.counters)
+            self.publisher, self.topics = self.mqtt.publisher, self.mqtt.topics
+            self.mqtt.start()
+            self.publish_status()
         if "auth" in changed or old.secrets != new.secrets:
             log.warning(
                 "reload: auth changes take effect after a restart (systemctl restart edgecap)"

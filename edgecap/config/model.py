@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +43,7 @@ SpeechModel = Literal[
 AuthMode = Literal["token_service", "api_key"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogTarget = Literal["auto", "journal", "stderr"]
+MqttProtocol = Literal["3.1.1", "5"]
 
 _DEPRECATED_SPEECH_MODELS = {"u3-pro": "u3-rt-pro"}
 
@@ -188,6 +190,30 @@ class StreamingConfig(_Section):
     connect_timeout_seconds: Float = Field(default=10.0, gt=0)
     begin_timeout_seconds: Float = Field(default=10.0, gt=0)
     terminate_timeout_seconds: Float = Field(default=5.0, gt=0)
+    # Resilience (issue 3): reconnect policy, replay buffer and catch-up pacing.
+    reconnect_max_seconds: Float = Field(default=30.0, ge=0.1, le=3600)
+    stable_session_seconds: Float = Field(default=30.0, ge=1, le=3600)
+    quick_failure_seconds: Float = Field(default=10.0, gt=0, le=600)
+    quick_failure_count: Int = Field(default=3, ge=2, le=100)
+    cooldown_seconds: Float = Field(default=300.0, ge=1, le=86400)
+    replay_buffer_seconds: Float = Field(default=30.0, ge=1, le=600)
+    catchup_rate: Float = Field(default=1.2, gt=1.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _resilience_checks(self) -> StreamingConfig:
+        if self.quick_failure_seconds > self.stable_session_seconds:
+            raise config_problem(
+                f"must be <= streaming.stable_session_seconds ({self.stable_session_seconds:g}); "
+                f"got {self.quick_failure_seconds:g}",
+                key="quick_failure_seconds",
+            )
+        if self.cooldown_seconds < self.reconnect_max_seconds:
+            raise config_problem(
+                f"must be >= streaming.reconnect_max_seconds ({self.reconnect_max_seconds:g}); "
+                f"got {self.cooldown_seconds:g}",
+                key="cooldown_seconds",
+            )
+        return self
 
     @field_validator("url")
     @classmethod
@@ -237,6 +263,19 @@ class MqttConfig(_Section):
     username: str | None = None
     password_file: FilePath | None = None
     keepalive_seconds: Int = Field(default=60, ge=5, le=3600)
+    reconnect_min_seconds: Int = Field(default=1, ge=1, le=3600)
+    reconnect_max_seconds: Int = Field(default=30, ge=1, le=3600)
+    protocol: MqttProtocol = "3.1.1"
+    tls: bool = False
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    tls_insecure: bool = False
+    stats_interval_seconds: Int = Field(default=60, ge=5, le=86400)
+    partials: bool = False
+    hermes: bool = False
+    discovery: bool = False
+    discovery_prefix: str = "homeassistant"
 
     def effective_client_id(self, device_id: str) -> str:
         """The MQTT client id: ``client_id`` if set, else ``edgecap-<device_id>``."""
@@ -254,7 +293,40 @@ class MqttConfig(_Section):
             )
         return value
 
-    @field_validator("prefix")
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise config_problem(f"must be an absolute path (got {_q(str(value))})")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> MqttConfig:
+        if self.reconnect_max_seconds < self.reconnect_min_seconds:
+            raise config_problem(
+                f"must be >= mqtt.reconnect_min_seconds ({self.reconnect_min_seconds}); "
+                f"got {self.reconnect_max_seconds}",
+                key="reconnect_max_seconds",
+            )
+        for key in ("ca_file", "cert_file", "key_file", "tls_insecure"):
+            if getattr(self, key) and not self.tls:
+                raise config_problem(
+                    "is used only with mqtt.tls = true; set it (a TLS listener is usually "
+                    "port 8883) or remove this key",
+                    key=key,
+                )
+        if self.key_file is not None and self.cert_file is None:
+            raise config_problem("needs mqtt.cert_file (the client certificate)", key="key_file")
+        if self.tls:
+            _check_tls_files(self.ca_file, self.cert_file, self.key_file)
+        return self
+
+    @field_validator("prefix", "discovery_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         if not value:
@@ -281,6 +353,30 @@ class MqttConfig(_Section):
         return value
 
 
+def _check_tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Load the TLS files the way the MQTT client will, so check-config reports them."""
+    try:
+        context = ssl.create_default_context(cafile=None if ca is None else str(ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise config_problem(
+            f"cannot load CA certificates from {ca}: {exc}", key="ca_file"
+        ) from exc
+    if cert is not None:
+        try:
+            context.load_cert_chain(str(cert), None if key is None else str(key))
+        except (OSError, ssl.SSLError) as exc:
+            raise config_problem(
+                f"cannot load the client certificate {cert} "
+                f"with key {key or '(in the certificate file)'}: {exc}",
+                key="cert_file",
+            ) from exc
+
+
+class SpoolConfig(_Section):
+    max_turns: Int = Field(default=10000, ge=1, le=1_000_000)
+    max_age_hours: Int = Field(default=168, ge=1, le=8760)
+
+
 class LoggingConfig(_Section):
     level: LogLevel = "info"
     target: LogTarget = "auto"
@@ -304,6 +400,7 @@ class Config(_Section):
     endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @property

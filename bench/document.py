@@ -1,0 +1,205 @@
+"""`docs/benchmarks.md`: the tables of `bench.report` with the set-up and what limits edgecap."""
+
+from __future__ import annotations
+
+from bench.phase_stream import StreamResult
+from bench.report import (
+    Report,
+    cpu_table,
+    fmt_ratio,
+    latency_table,
+    profile_section,
+    reconnect_section,
+    soak_section,
+    startup_section,
+    table,
+    targets,
+)
+from bench.stats import ratio
+
+
+def _pct(new: float, old: float) -> str:
+    return f"{(new - old) / old:+.0%}" if old > 0 else "n/a"
+
+
+def edge_thread(s: StreamResult) -> str:
+    return f"{s.cpu_other_threads_s[0]:.2f}" if s.cpu_other_threads_s else "?"
+
+
+def findings(r: Report) -> list[str]:
+    """What limits edgecap, computed from this run's figures (empty where not measured)."""
+    out: list[str] = []
+    edge, floor, sdk = r.by_kind("edgecap"), r.by_kind("floor"), r.by_kind("sdk")
+    e100, f100 = r.by_kind("edgecap", 100), r.by_kind("floor", 100)
+    if edge and floor and e100 and f100:
+        per_msg = (edge.cpu_per_audio_min - e100.cpu_per_audio_min) * 2
+        share = per_msg / edge.cpu_per_audio_min if edge.cpu_per_audio_min > 0 else 0.0
+        out.append(
+            "**CPU and the number of messages.** With 100 ms frames (half the messages) "
+            f"edgecap uses {e100.cpu_per_audio_min:.3f} instead of "
+            f"{edge.cpu_per_audio_min:.3f} CPU s per audio-minute "
+            f"({_pct(e100.cpu_per_audio_min, edge.cpu_per_audio_min)}), so about "
+            f"{share:.0%} of its CPU scales with the number of messages (the floor: "
+            f"{_pct(f100.cpu_per_audio_min, floor.cpu_per_audio_min)}). "
+            f"In the window its busiest thread besides the event loop (the capture thread) "
+            f"used {edge_thread(edge)} CPU s and the event loop thread "
+            f"{edge.cpu_main_thread_s:.2f} s; the floor's single loop "
+            f"{floor.cpu_main_thread_s:.2f} s. "
+            "Per frame, edgecap hands the period from the capture thread to the "
+            "event loop (`call_soon_threadsafe`: a self-pipe write and an extra loop "
+            "wake-up), wakes the sender task through an `asyncio.Event`, plans and paces the "
+            "message, and sends it through websockets' asyncio path (an async context manager "
+            "per message); the floor does one blocking read and one blocking send in one "
+            "thread, and the SDK a queue hand-off to its writer thread. Section 6 shows the "
+            "split. `audio.frame_ms = 100` is the configuration lever that exists today (it "
+            "delays audio to the server by 50 ms more per message); in code, sending from the "
+            "frame callback when the sender is idle, without the Event round trip, would "
+            "remove one loop iteration per frame (streaming/session.py)."
+        )
+    if edge and sdk:
+        vs_sdk = fmt_ratio(ratio(edge.cpu_per_audio_min, sdk.cpu_per_audio_min))
+        out.append(
+            f"**Against the SDK** ({vs_sdk} "
+            "its CPU): the SDK does less per frame (no durable spool, no MQTT, no pacing or "
+            "replay bookkeeping, a sync client). The 0.5x target would need edgecap to do less "
+            "than the SDK per message; sending 100 ms messages gets "
+            f"{fmt_ratio(ratio(e100.cpu_per_audio_min if e100 else None, sdk.cpu_per_audio_min))}."
+        )
+    st = r.startup
+    if edge and st and st.import_rss_mb:
+        rss = dict(st.import_rss_mb)
+        base = rss.get("the interpreter alone", 0.0)
+        full = rss.get("edgecap.daemon (all of edgecap)", 0.0)
+        cfg = rss.get("pydantic + edgecap's config models", 0.0)
+        aio = rss.get("asyncio", 0.0)
+        out.append(
+            f"**Memory and imports.** Of {edge.rss_steady_mb:.1f} MB steady RSS, "
+            f"{full:.1f} MB is there right after `import edgecap.daemon`. The interpreter "
+            f"alone holds {base:.1f} MB, with asyncio (and ssl) {aio:.1f} MB, with edgecap's "
+            f"config (pydantic and the models) {cfg:.1f} MB; these overlap, and the libraries "
+            "are fixed choices (the SDK client carries about the same). Running adds "
+            f"{edge.rss_steady_mb - full:.1f} MB (threads, buffers, SQLite, sockets)."
+        )
+    shm = next((s for s in r.stream if s.key == "edgecapshm"), None)
+    if edge and edge.latency and shm and shm.latency:
+        saved = 1 - shm.latency.p50 / edge.latency.p50 if edge.latency.p50 > 0 else 0.0
+        out.append(
+            "**Latency and the durable spool.** With the spool on tmpfs the added latency is "
+            f"{shm.latency.p50:.1f} / {shm.latency.p99:.1f} ms (p50 / p99) instead of "
+            f"{edge.latency.p50:.1f} / {edge.latency.p99:.1f} ms: the fsync of each turn's "
+            f"SQLite commit (`synchronous=FULL`) is {saved:.0%} of the median here, and an "
+            "SD card is usually slower. WAL with `synchronous=NORMAL` would remove it at the "
+            "price of the last turns on a power cut (not on a crash)."
+        )
+    return out
+
+
+SETUP = """\
+Every contender captures through real ALSA: its own alsa-lib `file` device reading a FIFO
+that the benchmark fills with the same speech program (the six spoken fixtures in a loop,
+1 s pause before each) at real time, all starting at the same moment; reading ALSA is the
+fairest common source because edgecap must do it. Each streams to its own instance of the
+v3 streaming simulator; the simulators run in a separate process whose CPU is not counted.
+
+- **edgecap**: the real daemon (`python -m edgecap run`), default configuration: token per
+  session from the token-service simulator, durable transcript spool, MQTT to a local
+  mosquitto. "Gate off" is the only mode the current daemon has: it keeps one session open.
+- **AssemblyAI SDK**: the official `assemblyai` package's v3 `StreamingClient` (sync),
+  `stream()` fed with the same 50 ms periods, same model and endpointing parameters, its
+  default options (it offers permessage-deflate, which the simulator accepts).
+- **bare floor**: a loop that reads a period and sends it (websockets' sync client, no
+  compression), plus a thread draining what the server sends. Nothing can do less.
+
+CPU is user + system time of all the process's threads from `/proc/PID/stat` over the
+window; RSS is sampled each second from `/proc/PID/status` (steady = median of the second
+half; peak = `VmHWM`). Latency is measured with only silence flowing: the simulator sends
+final turns {interval_ms:g} ms apart and stamps each just before writing it; the observer
+stamps the arrival (both `CLOCK_MONOTONIC`). The "100 ms frames" rows (edgecap with
+`audio.frame_ms = 100`, and the floor reading 100 ms periods) show what the per-message
+overhead costs; their "x floor" is against the floor with the same frame size."""
+
+
+def markdown(r: Report) -> str:
+    edge = r.by_kind("edgecap")
+    gate = (
+        "measured above"
+        if r.gate_available
+        else "not available yet: the daemon has no `session.gate` (the billing-guard issue "
+        "adds it); the benchmark runs it automatically once the key exists"
+    )
+    billing = (
+        'not yet measured: needs `session.gate = "voice"` (billing-guard issue)'
+        if not r.gate_available
+        else "not yet measured by this script"
+    )
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{r.command}` on {r.date} in {r.elapsed_s / 60:.1f} min. Do not edit "
+        "by hand: run the script again. Performance is measured here, not asserted in tests.",
+        "",
+        "## Targets",
+        "",
+        targets(r),
+        "",
+        "## Machine and versions",
+        "",
+        table(["", ""], [[k, v] for k, v in {**r.machine, **r.versions}.items()]),
+        "",
+        "## 1. CPU and memory while streaming speech",
+        "",
+        SETUP.format(interval_ms=r.turn_interval_s * 1000),
+        "",
+        cpu_table(r),
+        "",
+        f"During the {r.window.seconds:.0f} s window the machine was "
+        f"{r.window.machine_busy:.0%} busy over its {r.machine.get('cores', '?')} cores (all "
+        f"contenders at once, the feeders, the broker, and the simulator host, which used "
+        f"{r.window.simulator_cpu_s:.1f} CPU s); the contenders share that contention, so "
+        "compare the ratios, and expect a few tens of percent between runs.",
+        "",
+        f"edgecap with the `voice` gate on: {gate}.",
+        "",
+        "## 2. Added turn latency",
+        "",
+        latency_table(r),
+        "",
+        "For edgecap this is the whole path a subscriber sees: parse, turn assembly, the "
+        "`edgecap.turn/1` payload, the durable spool (an fsync'd SQLite commit), the MQTT "
+        "publish and the broker. The SDK and floor rows are the transport floor for "
+        'comparison (they publish nothing). The "spool on tmpfs" row is the same daemon '
+        "with its state directory in memory: the difference is what the spool's fsync costs "
+        "on this disk (an SD card is usually slower).",
+        "",
+        "## 3. Reconnect gap, catch-up and billing ratio",
+        "",
+        "**Reconnect gap** (abrupt drop → audio flowing in the new session):",
+        "",
+        reconnect_section(r.reconnect),
+        "",
+        "**Catch-up** after 5 s and 20 s outages: not yet measured (resilient-streaming "
+        "issue: replay buffer and catch-up rate).",
+        "",
+        f"**Billing ratio** (billed ÷ speech seconds, `voice` against `always`): {billing}.",
+        "",
+        "## 4. Start-up",
+        "",
+        startup_section(r.startup) if r.startup else "Not run.",
+        "",
+        "## 5. Soak",
+        "",
+        soak_section(r.soak),
+        "",
+        "## 6. Where edgecap's CPU goes",
+        "",
+        profile_section(r),
+        "",
+        "## What limits edgecap",
+        "",
+        "\n".join(f"- {line}" for line in findings(r)) or "Not enough was measured.",
+    ]
+    if edge is not None and edge.notes:
+        parts += ["", "Notes: " + "; ".join(edge.notes)]
+    if r.notes:
+        parts += ["", *[f"- {n}" for n in r.notes]]
+    return "\n".join(parts) + "\n"
