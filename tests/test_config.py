@@ -235,6 +235,22 @@ def test_deprecated_speech_model_names_replacement(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("keys", "key", "needle"),
+    [
+        ("quick_failure_seconds = 40.0", "quick_failure_seconds", "stable_session_seconds (30)"),
+        ("cooldown_seconds = 10.0", "cooldown_seconds", "reconnect_max_seconds (30)"),
+        ("catchup_rate = 1.0", "catchup_rate", "greater than 1"),
+        ("replay_buffer_seconds = 0.5", "replay_buffer_seconds", "1"),
+        ("quick_failure_count = 1", "quick_failure_count", "2"),
+    ],
+)
+def test_resilience_keys_are_checked(tmp_path: Path, keys: str, key: str, needle: str) -> None:
+    problem = only_problem(tmp_path, f"{BASE}[streaming]\n{keys}\n")
+    assert problem.startswith(f"streaming.{key}:")
+    assert needle in problem
+
+
+@pytest.mark.parametrize(
     ("section", "text", "key", "needle"),
     [
         ("endpointing", "min_turn_silence = 900\nmax_turn_silence = 500", "max_turn_silence", ">="),

@@ -285,7 +285,8 @@ class SessionSupervisor:
         exc = state.outcome.exception() if state.outcome else None
         classified = classify_failure(exc)
         decision = self.policy.next(classified)
-        if decision.discard_spare:
+        if decision.discard_spare:  # re-mint; no background refills until a session works
+            self.prefetcher.deactivate()
             self.prefetcher.discard()
         self._decision = (classified, decision)
         return decision.delay
@@ -297,9 +298,9 @@ class SessionSupervisor:
         self.status.counters.reconnects += 1
         self.status.record_error(classified)
         line = classified.line()
-        if classified.error_class is ErrorClass.CLIENT_BUG:
-            log.error("%s", line, extra={"ERROR_CLASS": str(classified.error_class)})
-        log.warning(
+        loud = classified.error_class in (ErrorClass.CLIENT_BUG, ErrorClass.CONFIG)
+        log.log(
+            logging.ERROR if loud else logging.WARNING,
             "%s; %s: next attempt in %.1f s (attempt %d)",
             line,
             d.why,
