@@ -32,7 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="also run a soak")
-    parser.add_argument("--seconds", type=float, help="streaming window (60; --quick 20)")
+    parser.add_argument("--seconds", type=float, help="speech per contender (90; --quick 20)")
+    parser.add_argument("--windows", type=int, help="measuring windows, median (3; --quick 1)")
     parser.add_argument("--latency-turns", type=int, help="turns per contender (300; quick 200)")
     parser.add_argument("--turn-interval", type=float, default=0.04, help="seconds (0.04)")
     parser.add_argument("--startup-runs", type=int, help="daemon starts (5; --quick 2)")
@@ -66,7 +67,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
-        "seconds": 20.0 if quick else 60.0,
+        "seconds": 20.0 if quick else 90.0,
+        "windows": 1 if quick else 3,
         "latency_turns": 200 if quick else 300,
         "startup_runs": 2 if quick else 5,
         "import_repeats": 2 if quick else 5,
@@ -109,6 +111,7 @@ async def run(args: argparse.Namespace, workdir: Path, command: str) -> Report:
                     profile_s=args.profile,
                     with_extras=not args.quick,
                     window=report.window,
+                    windows=args.windows,
                 )
             except BenchError as exc:
                 report.notes.append(f"streaming phase failed: {exc}")
