@@ -19,7 +19,7 @@ from bench.context import bench_stack, say
 from bench.document import markdown
 from bench.machine import machine, versions
 from bench.report import Report, console
-from bench.stack import REPO, BenchError
+from bench.stack import REPO, BenchError, pin_harness
 
 PHASES = ("stream", "startup", "reconnect")
 
@@ -57,6 +57,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.0,
         metavar="SECONDS",
         help="sample the daemon with py-spy (30 s)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run every contender on the last CPU and the harness on the others (same core "
+        "conditions for all, but multi-threaded clients then share one core)",
     )
     parser.add_argument("--skip", action="append", choices=PHASES, default=[])
     parser.add_argument(
@@ -150,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None and not Path("/usr/sbin/mosquitto").exists():
             raise SystemExit(f"{tool} is not installed (scripts/bench installs it)")
     command = " ".join(["scripts/bench", *argv])
+    pinned = pin_harness() if args.pin else set()
+    if pinned:
+        say(f"contenders on CPU {sorted(pinned)}, the harness on the others")
     workdir = Path(tempfile.mkdtemp(prefix="edgecap-bench-"))
     try:
         report = asyncio.run(run(args, workdir, command))

@@ -56,7 +56,7 @@ def findings(r: Report) -> list[str]:
             f"{min(share, 1.0):.0%}{noisy} of its CPU scales with the number of messages "
             "(the floor: "
             f"{_pct(f100.cpu_per_audio_min, floor.cpu_per_audio_min)}). "
-            f"In the window its busiest thread besides the event loop (the capture thread) "
+            f"Over the windows its busiest thread besides the event loop (the capture thread) "
             f"used {edge_thread(edge)} CPU s and the event loop thread "
             f"{edge.cpu_main_thread_s:.2f} s; the floor's single loop "
             f"{floor.cpu_main_thread_s:.2f} s. "
@@ -115,6 +115,9 @@ that the benchmark fills with the same speech program (the six spoken fixtures i
 1 s pause before each) at real time, all starting at the same moment; reading ALSA is the
 fairest common source because edgecap must do it. Each streams to its own instance of the
 v3 streaming simulator; the simulators run in a separate process whose CPU is not counted.
+The scheduler places the processes freely (with `--pin` every contender runs on the last
+CPU and the harness on the others: the same core's conditions for all, but clients with
+two busy threads then share one core).
 
 - **edgecap**: the real daemon (`python -m edgecap run`), default configuration: token per
   session from the token-service simulator, durable transcript spool, MQTT to a local
@@ -126,15 +129,16 @@ v3 streaming simulator; the simulators run in a separate process whose CPU is no
   compression), plus a thread draining what the server sends. Nothing can do less.
 
 CPU is user + system time of all the process's threads from `/proc/PID/stat`, read at the
-start and end of each measuring window (the speech is split into a few windows); "CPU s /
-audio-min" is the median over the windows, the user / sys and per-thread columns are totals
-("other threads": the busiest two). RSS is sampled each second from `/proc/PID/status`
-(steady = median of the second half of the samples; peak = `VmHWM`). Latency is measured
-with only silence flowing: the simulator sends final turns {interval_ms:g} ms apart and
-stamps each just before writing it; the observer stamps the arrival (both
-`CLOCK_MONOTONIC`). The "100 ms frames" rows (edgecap with `audio.frame_ms = 100`, and the
-floor reading 100 ms periods) show what the per-message overhead costs; their "x floor" is
-against the floor with the same frame size."""
+start and end of each measuring window (the speech is split into a few windows). "CPU s /
+audio-min" is the lowest of the windows, because on a shared virtual machine interference
+only ever adds CPU time; every window is listed, and the user / sys and per-thread columns
+are totals over all of them ("other threads": the busiest two). RSS is sampled each second
+from `/proc/PID/status` (steady = median of the second half of the samples; peak =
+`VmHWM`). Latency is measured with only silence flowing: the simulator sends final turns
+{interval_ms:g} ms apart and stamps each just before writing it; the observer stamps the
+arrival (both `CLOCK_MONOTONIC`). The "100 ms frames" rows (edgecap with
+`audio.frame_ms = 100`, and the floor reading 100 ms periods) show what the per-message
+overhead costs; their "x floor" is against the floor with the same frame size."""
 
 
 def markdown(r: Report) -> str:

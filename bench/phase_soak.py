@@ -93,6 +93,7 @@ async def run(bench: Bench, minutes: float, drop_every: float, broker_every: flo
         total = minutes * 60
         while (elapsed := time.monotonic() - started) < total:
             await asyncio.sleep(min(60.0, total - elapsed))  # progress report period
+            elapsed = time.monotonic() - started
             last = sampler.samples[-1] if sampler.samples else None
             if last is not None:
                 say(

@@ -97,6 +97,7 @@ def cpu_table(r: Report) -> str:
             [
                 s.label,
                 f"{s.cpu_per_audio_min:.3f}",
+                " / ".join(f"{v:.2f}" for v in s.cpu_per_min_windows),
                 f"{s.cpu_user_s:.2f} / {s.cpu_sys_s:.2f}",
                 " / ".join(f"{v:.2f}" for v in [s.cpu_main_thread_s, *s.cpu_other_threads_s[:2]]),
                 fmt_ratio(ratio(s.cpu_per_audio_min, floor.cpu_per_audio_min if floor else None)),
@@ -111,6 +112,7 @@ def cpu_table(r: Report) -> str:
     header = [
         "contender",
         "CPU s / audio-min",
+        "per window",
         "user / sys s",
         "main / other threads s",
         "x floor",
