@@ -20,15 +20,13 @@ from edgecap.logs import set_level, setup_logging, update_secrets
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.protocol.messages import Turn
-from edgecap.protocol.url import StreamParams
 from edgecap.sdnotify import Notifier
 from edgecap.status import StatusModel
 from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.policy import RetrySettings
-from edgecap.streaming.session import (
-    SessionSettings,
-)
+from edgecap.streaming.session import SessionSettings
 from edgecap.streaming.supervisor import SessionSupervisor
+from edgecap.streaming.types import stream_params
 from edgecap.tokens import TokenClient, make_token_client
 from edgecap.transcript import TranscriptTurn
 from edgecap.watchdog import CaptureLiveness, watchdog_interval
@@ -195,17 +193,9 @@ class Daemon:
 
     def _session_settings(self) -> SessionSettings:
         cfg = self.loaded.config
-        ep = cfg.endpointing
         return SessionSettings(
             url=cfg.streaming.url,
-            params=StreamParams(
-                sample_rate=cfg.audio.sample_rate,
-                speech_model=cfg.streaming.speech_model,
-                format_turns=cfg.streaming.format_turns,
-                end_of_turn_confidence_threshold=ep.end_of_turn_confidence_threshold,
-                min_turn_silence=ep.min_turn_silence,
-                max_turn_silence=ep.max_turn_silence,
-            ),
+            params=stream_params(cfg.audio, cfg.streaming, cfg.endpointing),
             device_id=cfg.device_id,
             connect_timeout=cfg.streaming.connect_timeout_seconds,
             begin_timeout=cfg.streaming.begin_timeout_seconds,

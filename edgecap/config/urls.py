@@ -77,24 +77,32 @@ def _is_legacy_v2(parts: SplitResult) -> bool:
     return (parts.hostname or "") == "api.assemblyai.com" and path.startswith("/v2")
 
 
+def _scheme_problems(parts: SplitResult, plain: str, secure: str, example: str) -> list[str]:
+    """The secure scheme, or the plain one for loopback hosts only (tests, simulators)."""
+    problems = []
+    scheme = parts.scheme.lower()
+    if scheme == plain:
+        if not is_loopback_host(parts.hostname):
+            problems.append(
+                f"plain {plain}:// is only allowed for loopback hosts (127.0.0.0/8, ::1, "
+                f"localhost) used by tests and simulators; use {secure}://, e.g. {example}"
+            )
+    elif scheme != secure:
+        shown = repr(scheme) if scheme else "none"
+        article = "an" if secure[0] in "aeiouh" else "a"
+        problems.append(f"must be {article} {secure}:// URL (got scheme {shown}), e.g. {example}")
+    if not parts.hostname:
+        problems.append(f"has no host; use e.g. {example}")
+    return problems
+
+
 def check_streaming_url(url: str) -> list[str]:
     """Problems with the Universal-Streaming WebSocket URL (empty list when fine)."""
     parts, problems = _split(url)
     if parts is None:
         return problems
     problems = _credential_problems(parts)
-    scheme = parts.scheme.lower()
-    if scheme == "ws":
-        if not is_loopback_host(parts.hostname):
-            problems.append(
-                "plain ws:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost) "
-                f"used by tests and simulators; use wss://, e.g. {V3_STREAMING_URL}"
-            )
-    elif scheme != "wss":
-        shown = repr(scheme) if scheme else "none"
-        problems.append(f"must be a wss:// URL (got scheme {shown}), e.g. {V3_STREAMING_URL}")
-    if not parts.hostname:
-        problems.append(f"has no host; use e.g. {V3_STREAMING_URL}")
+    problems += _scheme_problems(parts, "ws", "wss", V3_STREAMING_URL)
     if _is_legacy_v2(parts):
         problems.append(
             "is the legacy v2 realtime endpoint: v2-era clients fail there with "
@@ -121,18 +129,7 @@ def check_http_url(
     if parts is None:
         return problems
     problems = _credential_problems(parts)
-    scheme = parts.scheme.lower()
-    if scheme == "http":
-        if not is_loopback_host(parts.hostname):
-            problems.append(
-                "plain http:// is only allowed for loopback hosts (127.0.0.0/8, ::1, localhost); "
-                f"use https://, e.g. {example}"
-            )
-    elif scheme != "https":
-        shown = repr(scheme) if scheme else "none"
-        problems.append(f"must be an https:// URL (got scheme {shown}), e.g. {example}")
-    if not parts.hostname:
-        problems.append(f"has no host; use e.g. {example}")
+    problems += _scheme_problems(parts, "http", "https", example)
     path = parts.path.rstrip("/")
     if require_suffix is not None and not path.endswith(require_suffix):
         problems.append(

@@ -10,9 +10,10 @@ from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, session_advice
 from edgecap.doctor.loading import DoctorConfig
 from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
-from edgecap.protocol.url import StreamParams, redact_url
+from edgecap.protocol.url import redact_url
 from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.session import SessionFailed, SessionSettings, StreamingSession
+from edgecap.streaming.types import stream_params
 from edgecap.transcript import TranscriptTurn
 
 CHECK = "streaming"
@@ -26,14 +27,7 @@ def session_settings(ctx: DoctorContext) -> SessionSettings | None:
     s, ep, opts = cfg.streaming, cfg.endpointing, ctx.options
     return SessionSettings(
         url=s.url,
-        params=StreamParams(
-            sample_rate=cfg.audio.sample_rate,
-            speech_model=s.speech_model,
-            format_turns=s.format_turns,
-            end_of_turn_confidence_threshold=ep.end_of_turn_confidence_threshold,
-            min_turn_silence=ep.min_turn_silence,
-            max_turn_silence=ep.max_turn_silence,
-        ),
+        params=stream_params(cfg.audio, s, ep),
         device_id=cfg.device_id,
         connect_timeout=opts.network_timeout(s.connect_timeout_seconds),
         begin_timeout=opts.network_timeout(s.begin_timeout_seconds),

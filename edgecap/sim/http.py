@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import http
 import json
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.datastructures import Headers
@@ -51,3 +52,38 @@ def int_param(params: dict[str, str], name: str) -> int | None:
         return int(params[name])
     except ValueError:
         raise ValueError(f"{name} must be an integer") from None
+
+
+class LoopbackServer:
+    """`async with` and the bound port, shared by the simulators.
+
+    Subclasses implement `start()` (setting `self._port`) and `stop()`.
+    """
+
+    _port: int | None = None
+    _kind = "simulator"
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        if self._port is None:
+            raise RuntimeError(f"{self._kind} not started")
+        return self._port

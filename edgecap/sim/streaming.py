@@ -21,8 +21,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -30,7 +28,13 @@ from websockets.typing import Subprotocol
 
 from edgecap.sim.credentials import TokenStore
 from edgecap.sim.faults import FaultPlan
-from edgecap.sim.http import SERVER_HEADER, int_param, json_response, split_target
+from edgecap.sim.http import (
+    SERVER_HEADER,
+    LoopbackServer,
+    int_param,
+    json_response,
+    split_target,
+)
 from edgecap.sim.records import Message, Notifier, SessionRecord
 from edgecap.sim.session import SessionEnv, SimSession, StreamingSettings
 from edgecap.sim.synthetic import SYNTHETIC_TURN_TEXT
@@ -44,7 +48,7 @@ TOKEN_PATH = "/v3/token"  # noqa: S105 - a URL path
 _WIRE_MAX_SIZE = 4 * 1024 * 1024
 
 
-class StreamingSimulator:
+class StreamingSimulator(LoopbackServer):
     """The AssemblyAI v3 streaming simulator; use with ``async with`` or start/stop.
 
     ``settings`` holds the knobs (see :class:`StreamingSettings`); they can be
@@ -126,25 +130,6 @@ class StreamingSimulator:
         await self._server.wait_closed()
         self._server = None
         log.info("simulator: streaming SIMULATOR stopped")
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._port is None:
-            raise RuntimeError("simulator not started")
-        return self._port
 
     @property
     def url(self) -> str:

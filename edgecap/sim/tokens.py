@@ -17,13 +17,18 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Literal, Protocol, Self, get_args
+from typing import Literal, Protocol, get_args
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from edgecap.sim.http import SERVER_HEADER, int_param, json_response, split_target
+from edgecap.sim.http import (
+    SERVER_HEADER,
+    LoopbackServer,
+    int_param,
+    json_response,
+    split_target,
+)
 from edgecap.sim.records import Notifier, TokenRequestRecord
 
 log = logging.getLogger("edgecap.sim")
@@ -49,8 +54,10 @@ class TokenMinter(Protocol):
     ) -> str: ...
 
 
-class TokenServiceSimulator:
+class TokenServiceSimulator(LoopbackServer):
     """KeyPool-compatible token service in front of a :class:`TokenMinter`."""
+
+    _kind = "token service simulator"
 
     def __init__(
         self,
@@ -108,25 +115,6 @@ class TokenServiceSimulator:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._port is None:
-            raise RuntimeError("token service simulator not started")
-        return self._port
 
     @property
     def base_url(self) -> str:

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgecap.config import AudioConfig, EndpointingConfig, StreamingConfig
 from edgecap.protocol.errors import Classified
 from edgecap.protocol.messages import Termination
 from edgecap.protocol.url import StreamParams
+
+
+def stream_params(
+    audio: AudioConfig, streaming: StreamingConfig, endpointing: EndpointingConfig
+) -> StreamParams:
+    """The session's query parameters, as configured (every one sent explicitly)."""
+    return StreamParams(
+        sample_rate=audio.sample_rate,
+        speech_model=streaming.speech_model,
+        format_turns=streaming.format_turns,
+        end_of_turn_confidence_threshold=endpointing.end_of_turn_confidence_threshold,
+        min_turn_silence=endpointing.min_turn_silence,
+        max_turn_silence=endpointing.max_turn_silence,
+    )
 
 
 @dataclass(frozen=True, slots=True)
