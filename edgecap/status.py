@@ -8,6 +8,8 @@ logged in one line on every change.
 | starting | the daemon is starting; no session yet |
 | streaming | a session is open and audio flows to it |
 | idle | no session because none is needed (waiting for audio) |
+| listening | `session.gate = "voice"`: no session open, waiting for speech |
+| budget_exhausted | today's `session.daily_budget_minutes` is used up; no session until `budget_resets_at` |
 | reconnecting | the last session or attempt failed; the next attempt is scheduled |
 | auth_failed | the token or credential is refused; retrying slowly (see `last_error.hint`) |
 | degraded | repeated failures or a bug/config problem; retrying after a cool-down |
@@ -33,6 +35,8 @@ State = Literal[
     "starting",
     "streaming",
     "idle",
+    "listening",
+    "budget_exhausted",
     "reconnecting",
     "auth_failed",
     "degraded",
@@ -100,6 +104,8 @@ class StatusModel:
     last_gap: Gap | None = None
     next_attempt_at: float | None = None
     spare_token: bool = False
+    budget_resets_at: float | None = None
+    """While `budget_exhausted`: when sessions may open again (Unix seconds)."""
     counters: Counters = field(default_factory=Counters)
     listeners: list[Listener] = field(default_factory=list)
 
@@ -119,6 +125,7 @@ class StatusModel:
         detail: str = "",
         error_class: str | None = None,
         retry_in: float | None = None,
+        resets_at: float | None = None,
     ) -> bool:
         """Enter `state`. Listeners hear "state" when the state or the session changed, and
         "update" when only the detail did (another failure in the same state). Returns
@@ -133,6 +140,7 @@ class StatusModel:
         self.state, self.session_id, self.detail = state, session_id, detail
         self.error_class = error_class
         self.next_attempt_at = None if retry_in is None else now + retry_in
+        self.budget_resets_at = resets_at
         if updated:
             self._changed("state" if changed else "update")
         return changed
@@ -160,6 +168,7 @@ class StatusModel:
             "next_attempt_at": iso_utc(self.next_attempt_at) if self.next_attempt_at else None,
             "last_gap": gap_payload(self.last_gap) if self.last_gap else None,
             "spare_token": self.spare_token,
+            "budget_resets_at": iso_utc(self.budget_resets_at) if self.budget_resets_at else None,
             "counters": asdict(self.counters),
         }
 

@@ -8,18 +8,26 @@ The models hold no secrets: those are resolved separately (``secrets.py``).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from edgecap.config.base import (
+    FilePath,
+    Float,
+    Int,
+    _lower,
+    _q,
+    _Section,
+    config_problem,
+)
+from edgecap.config.session import SessionConfig
 from edgecap.config.urls import (
     TOKEN_PATH_SUFFIX,
     V3_STREAMING_URL,
@@ -28,7 +36,6 @@ from edgecap.config.urls import (
     check_streaming_url,
 )
 
-CUSTOM_ERROR_TYPE = "edgecap"
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DEFAULT_STATE_DIR = Path("/var/lib/edgecap")
 TOKEN_SERVICE_EXAMPLE = "https://keypool.example.com/v1/assemblyai"  # noqa: S105 - a URL
@@ -48,21 +55,6 @@ MqttProtocol = Literal["3.1.1", "5"]
 _DEPRECATED_SPEECH_MODELS = {"u3-pro": "u3-rt-pro"}
 
 
-def config_problem(
-    message: str, *, key: str | None = None, more: tuple[str, ...] = ()
-) -> Exception:
-    """A validation error carrying a finished message; ``key`` names the field to blame."""
-    context: dict[str, Any] = {"message": message, "problems": (message, *more)}
-    if key is not None:
-        context["key"] = key
-    return PydanticCustomError(CUSTOM_ERROR_TYPE, "{message}", context)
-
-
-def _q(value: object) -> str:
-    """Quote a (non-secret) value the way TOML writes it."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
-
-
 def sanitise_device_id(raw: str) -> str:
     """Turn a host name into a valid device id (``[A-Za-z0-9_-]``, at most 64 characters)."""
     cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-")[:64].strip("-")
@@ -77,32 +69,6 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
     """``$STATE_DIRECTORY`` (its first entry; systemd's StateDirectory=), else /var/lib/edgecap."""
     first = environ.get("STATE_DIRECTORY", "").split(":")[0].strip()
     return Path(first) if first else DEFAULT_STATE_DIR
-
-
-def _no_bool(value: object) -> object:
-    # TOML `true` would otherwise be accepted as the number 1 by pydantic's lax mode.
-    if isinstance(value, bool):
-        raise PydanticCustomError("bool_not_number", "must be a number, not true/false")
-    return value
-
-
-def _non_empty_path(value: object) -> object:
-    if isinstance(value, str) and not value.strip():
-        raise config_problem("must not be empty; remove the key to use the default")
-    return value
-
-
-def _lower(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
-FilePath = Annotated[Path, BeforeValidator(_non_empty_path)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AudioConfig(_Section):
@@ -249,10 +215,6 @@ class EndpointingConfig(_Section):
                 key="max_turn_silence",
             )
         return self
-
-
-class SessionConfig(_Section):
-    max_session_seconds: Int = Field(default=3600, ge=60, le=10800)
 
 
 class MqttConfig(_Section):

@@ -15,7 +15,8 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from edgecap.config.model import CUSTOM_ERROR_TYPE, SECTION_MODELS, Config
+from edgecap.config.base import CUSTOM_ERROR_TYPE
+from edgecap.config.model import SECTION_MODELS, Config
 
 
 class ConfigError(Exception):
