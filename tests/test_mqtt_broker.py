@@ -117,6 +117,26 @@ async def test_retained_messages_come_back_after_the_broker_lost_them(
     assert read_retained(LOCAL, mqtt_broker.port, f"{T}/availability") == b"online"
 
 
+async def test_retained_updates_in_quick_succession_are_sent_once_each(
+    mqtt_broker: MosquittoBroker, service_factory: Callable[..., MqttService]
+) -> None:
+    """Several copies of one retained topic in flight at once (stats published twice within
+    milliseconds) must not make each acknowledgement trigger another copy forever."""
+    service = service_factory(mqtt_broker.port)
+    await connected(service)
+    topic = f"{T}/burst"
+    with MqttCollector(LOCAL, mqtt_broker.port, topic) as sub:
+        for n in range(20):
+            service.publisher.publish(topic, str(n).encode(), qos=1, retain=True)
+        await sub.await_for(lambda m: m.text == "19", 10)
+        # every acknowledgement has arrived once the marker published after them arrives
+        service.publisher.publish(topic, b"end", qos=1, retain=True)
+        await sub.await_for(lambda m: m.text == "end", 10)
+        received = len(sub.on_topic(topic))
+    assert received <= 22  # 21 payloads (+ at most one re-send of the newest)
+    assert read_retained(LOCAL, mqtt_broker.port, topic) == b"end"
+
+
 async def test_discovery_is_sent_again_when_home_assistant_comes_online(
     mqtt_broker: MosquittoBroker, service_factory: Callable[..., MqttService]
 ) -> None:

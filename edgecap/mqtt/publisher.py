@@ -76,7 +76,8 @@ class MqttPublisher:
         self._retained: dict[str, _Retained] = {}
         self._subscriptions: dict[str, int] = {}
         self._lock = threading.Lock()  # retained/subscriptions; never held by paho callbacks
-        self._retained_mids: dict[int, str] = {}  # QoS 1 retained in flight -> topic
+        # QoS 1 retained copies in flight: mid -> (topic, the payload entry it carries)
+        self._retained_mids: dict[int, tuple[str, _Retained]] = {}
         self._mids_lock = threading.Lock()
         self._stopping = False
         self._last_failure: str | None = None
@@ -202,12 +203,16 @@ class MqttPublisher:
         properties: Properties | None,
     ) -> None:
         with self._mids_lock:
-            topic = self._retained_mids.pop(mid, None)
-        if topic is not None:
+            acked = self._retained_mids.pop(mid, None)
+            in_flight = {id(entry) for _, entry in self._retained_mids.values()}
+        if acked is not None:
+            topic, entry = acked
             latest = self._retained.get(topic)
-            if latest is not None and latest.mid != mid:
-                # An older copy (re-sent by paho after a reconnect) may have landed after
-                # the current one: publish the current one again so it is what is retained.
+            if latest is not None and latest is not entry and id(latest) not in in_flight:
+                # An older payload (re-sent by paho after a reconnect) landed after the
+                # current one: publish the current one again so it is what is retained.
+                # (Only once per ack of an older payload: a copy of the current one still
+                # in flight will land after it anyway.)
                 self.dispatch(self._republish, topic)
         if self.on_acked:
             self.dispatch(self.on_acked, mid, not reason.is_failure, str(reason))
@@ -251,7 +256,7 @@ class MqttPublisher:
         entry.mid = info.mid
         if entry.qos > 0:
             with self._mids_lock:
-                self._retained_mids[info.mid] = topic
+                self._retained_mids[info.mid] = (topic, entry)
         return info.mid
 
     def _republish(self, topic: str) -> None:
