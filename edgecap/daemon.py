@@ -11,22 +11,31 @@ import logging
 import os
 import signal
 import time
-from datetime import date
+from datetime import date, datetime
 
-from edgecap.audio.capture import AlsaCapture, CaptureEvent, CaptureSettings
+from edgecap.audio.capture import AlsaCapture, CaptureEvent
 from edgecap.audio.frame import Frame
 from edgecap.config import ConfigError, LoadedConfig, load_config
+from edgecap.gate import MicroVadDetector
+from edgecap.ledger import Ledger, billing_summary
+from edgecap.ledger_store import LedgerStore
 from edgecap.logs import set_level, setup_logging, update_secrets
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.protocol.messages import Turn
 from edgecap.sdnotify import Notifier
+from edgecap.settings import (
+    admission_settings,
+    capture_settings,
+    configure_ledger,
+    retry_settings,
+    secrets_of,
+    session_settings,
+)
 from edgecap.status import StatusModel
 from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.policy import RetrySettings
 from edgecap.streaming.session import SessionSettings
 from edgecap.streaming.supervisor import SessionSupervisor
-from edgecap.streaming.types import stream_params
 from edgecap.tokens import TokenClient, make_token_client
 from edgecap.transcript import TranscriptTurn
 from edgecap.watchdog import CaptureLiveness, watchdog_interval
@@ -36,34 +45,6 @@ log = logging.getLogger("edgecap")
 EX_OK = 0
 EX_CONFIG = 78
 READY_WAIT_SECONDS = 10.0
-
-
-def _secrets_of(loaded: LoadedConfig) -> tuple[str, ...]:
-    s = loaded.secrets
-    return tuple(x for x in (s.token_service_credential, s.api_key, s.mqtt_password) if x)
-
-
-def _capture_settings(loaded: LoadedConfig) -> CaptureSettings:
-    a = loaded.config.audio
-    return CaptureSettings(
-        device=a.device,
-        sample_rate=a.sample_rate,
-        frame_ms=a.frame_ms,
-        periods=a.periods,
-        reopen_min_seconds=a.reopen_min_seconds,
-        reopen_max_seconds=a.reopen_max_seconds,
-    )
-
-
-def _retry_settings(loaded: LoadedConfig) -> RetrySettings:
-    s = loaded.config.streaming
-    return RetrySettings(
-        max_seconds=s.reconnect_max_seconds,
-        stable_seconds=s.stable_session_seconds,
-        quick_seconds=s.quick_failure_seconds,
-        quick_count=s.quick_failure_count,
-        cooldown_seconds=s.cooldown_seconds,
-    )
 
 
 class Daemon:
@@ -80,6 +61,11 @@ class Daemon:
         self.state = "starting"
         self.frames = 0
         self.tokens: TokenClient = make_token_client(cfg, loaded.secrets)
+        # Billed time per day, persisted in the state directory (survives restarts).
+        self.ledger = configure_ledger(Ledger(), cfg)
+        self.ledger_store = LedgerStore.open(cfg.state_dir, self.ledger, now=time.time())
+        voice = cfg.session.gate == "voice"
+        self.vad = MicroVadDetector(cfg.session.vad_threshold) if voice else None
         self.supervisor = SessionSupervisor(
             self._session_settings,
             self.tokens,
@@ -89,7 +75,12 @@ class Daemon:
             on_turn=self.on_turn,
             on_partial=self.on_partial,
             status=self.status,
-            retry=_retry_settings(loaded),
+            retry=retry_settings(cfg),
+            admission=admission_settings(cfg),
+            vad=self.vad.is_speech if self.vad is not None else None,
+            ledger=self.ledger,
+            store=self.ledger_store,
+            on_billing=self._session_recorded,
         )
         self.capture: AlsaCapture | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
@@ -132,11 +123,14 @@ class Daemon:
         """One human line for systemd's STATUS=."""
         if self._turns_day != date.today():
             self._turns_day, self.turns_today = date.today(), 0
-        billed_min = self.supervisor.stats.billed_seconds / 60
+        now = datetime.now().astimezone()
+        billed = (
+            self.ledger.today(now).billed_seconds + self.supervisor.billing.open_session_seconds()
+        )
         session = f"session {self.session_id[:8]}" if self.session_id else "no session"
         return (
             f"{self.state}; {session}; {self.turns_today} turns today; "
-            f"{billed_min:.1f} billed min since start"
+            f"{billed / 60:.1f} billed min today"
         )
 
     # -- capture callbacks (on the loop) -------------------------------------------------
@@ -174,6 +168,11 @@ class Daemon:
         self.mqtt.publish_turn(turn)  # committed to the spool, then published
         log.info("turn %s spooled for MQTT (%d words)", turn.id, len(turn.words))
 
+    def _session_recorded(self) -> None:
+        """A session ended and is in the ledger: today's totals changed."""
+        self.mqtt.publish_stats()
+        self.notifier.status(self.status_line())
+
     def on_partial(self, session_id: str, turn: Turn) -> None:
         self.mqtt.publish_partial(session_id, turn)
 
@@ -187,29 +186,25 @@ class Daemon:
             reconnects=s.reconnects,
             turns=s.turns,
             billed_seconds=s.billed_seconds,
+            billing=billing_summary(
+                self.ledger,
+                datetime.now().astimezone(),
+                open_session_seconds=self.supervisor.billing.open_session_seconds(),
+                gate=self.loaded.config.session.gate,
+            ),
         )
 
     # -- sessions ------------------------------------------------------------------------
 
     def _session_settings(self) -> SessionSettings:
-        cfg = self.loaded.config
-        return SessionSettings(
-            url=cfg.streaming.url,
-            params=stream_params(cfg.audio, cfg.streaming, cfg.endpointing),
-            device_id=cfg.device_id,
-            connect_timeout=cfg.streaming.connect_timeout_seconds,
-            begin_timeout=cfg.streaming.begin_timeout_seconds,
-            terminate_timeout=cfg.streaming.terminate_timeout_seconds,
-            max_session_seconds=cfg.session.max_session_seconds,
-            catchup_rate=cfg.streaming.catchup_rate,
-        )
+        return session_settings(self.loaded.config)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def _start_capture(self) -> None:
         self._capture_outcome.clear()
         self.capture = AlsaCapture(
-            _capture_settings(self.loaded),
+            capture_settings(self.loaded.config),
             asyncio.get_running_loop(),
             self.on_frame,
             self.on_capture_event,
@@ -267,6 +262,7 @@ class Daemon:
             log.warning("session did not finish within %.0f s of stopping", grace)
         await self.tokens.aclose()
         await self.mqtt.stop()
+        self.ledger_store.close()
         stats = self.supervisor.stats
         log.info("edgecap stopped: %d session(s), %d turn(s)", stats.sessions, stats.turns)
         return EX_OK
@@ -322,7 +318,7 @@ class Daemon:
             self.notifier.status(f"{self.status_line()}; reload rejected: {exc.problems[0]}")
             return
         old, self.loaded = self.loaded, new
-        update_secrets(_secrets_of(new))
+        update_secrets(secrets_of(new))
         set_level(new.config.logging.level)
         changed = [
             name
@@ -341,6 +337,18 @@ class Daemon:
         log.info(
             "reload: config %s re-read; changed: %s", new.path, ", ".join(changed) or "nothing"
         )
+        if "session" in changed:
+            configure_ledger(self.ledger, new.config)
+            o, n = old.config.session, new.config.session
+            if (o.gate, o.vad_threshold, o.vad_hangover_ms, o.preroll_ms, o.idle_close_seconds) != (
+                n.gate,
+                n.vad_threshold,
+                n.vad_hangover_ms,
+                n.preroll_ms,
+                n.idle_close_seconds,
+            ):
+                log.warning("reload: gate and VAD changes take effect after a restart")
+            log.info("reload: budget, reset time and session limits apply from now")
         if "endpointing" in changed:
             await self._apply_endpointing()
         if "audio" in changed:
@@ -388,7 +396,7 @@ def run_command(config_path: str | None) -> int:
         for problem in exc.problems:
             log.error("config: %s", problem)
         return EX_CONFIG
-    setup_logging(loaded.config.logging.level, _secrets_of(loaded), loaded.config.logging.target)
+    setup_logging(loaded.config.logging.level, secrets_of(loaded), loaded.config.logging.target)
 
     async def main() -> int:
         return await Daemon(loaded).run()

@@ -3,12 +3,14 @@
 Each session's billed seconds come from `Termination.session_duration_seconds`, or are
 measured locally when the server did not say. Days are local calendar days starting at the
 configured reset time; the budget, when set, stops new sessions for the rest of the day.
+`billing_summary` is the `billing` section of the retained `edgecap.stats/1` message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 
 @dataclass
@@ -26,12 +28,18 @@ class Ledger:
 
     def billing_day(self, now: datetime) -> date:
         """The billing day `now` belongs to (days start at `reset_at`, local time)."""
-        shifted = now - timedelta(hours=self.reset_at.hour, minutes=self.reset_at.minute)
+        r = self.reset_at
+        shifted = now - timedelta(hours=r.hour, minutes=r.minute, seconds=r.second)
         return shifted.date()
 
     def next_reset(self, now: datetime) -> datetime:
+        """When the billing day of `now` ends. With the system's local zone (what
+        `datetime.now().astimezone()` gives), the offset is that of the reset day itself,
+        so a daylight-saving change in between does not move it by an hour."""
         day = self.billing_day(now) + timedelta(days=1)
-        return datetime.combine(day, self.reset_at, tzinfo=now.tzinfo)
+        if now.tzinfo is None or now.tzinfo is UTC:
+            return datetime.combine(day, self.reset_at, tzinfo=now.tzinfo)
+        return datetime.combine(day, self.reset_at).astimezone()
 
     def record(self, now: datetime, billed_seconds: float, speech_seconds: float) -> DayTotals:
         totals = self.days.setdefault(self.billing_day(now), DayTotals())
@@ -62,3 +70,35 @@ class Ledger:
     def exhausted(self, now: datetime, open_session_seconds: float = 0.0) -> bool:
         left = self.budget_left(now, open_session_seconds)
         return left is not None and left <= 0
+
+
+def _totals(t: DayTotals, open_session_seconds: float) -> dict[str, Any]:
+    return {
+        "sessions": t.sessions,
+        "speech_seconds": round(t.speech_seconds, 1),
+        "billed_seconds": round(t.billed_seconds + open_session_seconds, 1),
+    }
+
+
+def billing_summary(
+    ledger: Ledger, now: datetime, *, open_session_seconds: float = 0.0, gate: str
+) -> dict[str, Any]:
+    """Today's and this month's totals and the budget, for the stats message.
+
+    `now` is local time (naive = the system's zone). A session still open counts its running
+    seconds in `billed_seconds` (today and month) and against the budget at once, but counts
+    in `sessions` and `speech_seconds` only once it has closed and been recorded.
+    """
+    open_s = max(0.0, open_session_seconds)
+    left = ledger.budget_left(now, open_s)
+    resets_at = ledger.next_reset(now).astimezone(UTC)
+    return {
+        "gate": gate,
+        "day": ledger.billing_day(now).isoformat(),
+        "resets_at": resets_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "today": _totals(ledger.today(now), open_s),
+        "month": _totals(ledger.month(now), open_s),
+        "budget_seconds": None if ledger.budget_seconds is None else float(ledger.budget_seconds),
+        "budget_left_seconds": None if left is None else round(max(0.0, left), 1),
+        "budget_exhausted": ledger.exhausted(now, open_s),
+    }

@@ -9,7 +9,7 @@ logged in one line on every change.
 | streaming | a session is open and audio flows to it |
 | idle | no session because none is needed (waiting for audio) |
 | listening | `session.gate = "voice"`: no session open, waiting for speech |
-| budget_exhausted | today's `session.daily_budget_minutes` is used up; no session until `budget_resets_at` |
+| budget_exhausted | the daily budget is used up; no session until `budget_resets_at` |
 | reconnecting | the last session or attempt failed; the next attempt is scheduled |
 | auth_failed | the token or credential is refused; retrying slowly (see `last_error.hint`) |
 | degraded | repeated failures or a bug/config problem; retrying after a cool-down |

@@ -120,12 +120,19 @@ def stack_config(
     mqtt_port: int,
     sections: dict[str, dict[str, Any]] | None = None,
     name: str = "edgecap.toml",
+    gate: str = "always",
 ) -> Path:
-    """The usual test stack: FIFO microphone, simulators, test-owned broker."""
+    """The usual test stack: FIFO microphone, simulators, test-owned broker.
+
+    `gate` defaults to "always" here: these tests are about streaming, delivery and
+    resilience with a session open from the start; the voice gate has its own tests
+    (test_billing_daemon.py) and the end-to-end test runs on the default ("voice").
+    """
     base: dict[str, dict[str, Any]] = {
         "audio": {"device": alsa_device},
         "auth": {"token_service_url": token_service_url},
         "streaming": {"url": streaming_url},
+        "session": {"gate": gate},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
     }
     for section, keys in (sections or {}).items():

@@ -38,6 +38,7 @@ async def test_missing_microphone_is_retried_and_recovers_without_restart(
                 },
                 "auth": {"token_service_url": tokens.base_url},
                 "streaming": {"url": sim.url},
+                "session": {"gate": "always"},  # a session as soon as the microphone works
                 "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
             },
         )
@@ -67,8 +68,12 @@ async def test_missing_microphone_is_retried_and_recovers_without_restart(
                 alsa_source.play_silence(0.5)
                 alsa_source.play_wav(fixture.path)
                 alsa_source.play_silence(1.5)
-                turns = await sub.await_for(lambda m: m.topic.endswith("/transcript"), 20)
-                assert turns[0].json()["text"] == fixture.text
+                try:
+                    turns = await sub.await_for(lambda m: m.topic.endswith("/transcript"), 20)
+                except TimeoutError:
+                    print(daemon.log)
+                    raise
+                assert turns[0].json()["text"] == fixture.text, daemon.log
                 code = await daemon.stop(signal.SIGTERM)
             finally:
                 await daemon.ensure_stopped()

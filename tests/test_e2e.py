@@ -53,12 +53,13 @@ async def test_speech_through_alsa_arrives_as_turns_on_mqtt(
                 await sub.await_for(
                     lambda m: m.topic.endswith("/availability") and m.text == "online", 15
                 )
-                session = await sim.wait_for_session(0)
                 handles = []
                 for f in fixtures:
                     alsa_source.play_silence(1.0)
                     handles.append(alsa_source.play_wav(f.path))
                 alsa_source.play_silence(2.0)
+                # the default voice gate opens the session when the first sentence starts
+                session = await sim.wait_for_session(0)
                 total = sum(h.duration_s for h in handles) + len(fixtures) + 2
                 turns = await sub.await_for(
                     lambda m: m.topic == topic, timeout=total + 15, count=len(fixtures)
@@ -91,6 +92,9 @@ async def test_speech_through_alsa_arrives_as_turns_on_mqtt(
             started, ended = parse_ts(p["started_at"]), parse_ts(p["ended_at"])
             assert h.started_wall - 0.3 <= started < ended <= h.finished_wall + 0.3
         assert max(parse_ts(p["ended_at"]) for p in payloads) < time.time()
+        # the session opened on the voice onset, and the pre-roll put audio before the
+        # first word: the server heard the sentence from its very beginning
+        assert payloads[0]["words"][0]["start_ms"] >= 400, payloads[0]["words"][0]
 
         # a clean stop: Terminate sent, Termination received, session closed normally
         await sim.wait_until(lambda: session.closed, "session closed")

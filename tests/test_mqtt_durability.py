@@ -124,6 +124,7 @@ def config(tmp_path: Path, broker: int, sim: StreamingSimulator, tokens_url: str
             "audio": {"device": "testcap"},
             "auth": {"token_service_url": tokens_url},
             "streaming": {"url": sim.url},
+            "session": {"gate": "always"},  # streaming from the start, speech or not
             "mqtt": {
                 "host": LOCAL,
                 "port": broker,

@@ -34,6 +34,7 @@ def test_payload_has_the_documented_fields() -> None:
         "next_attempt_at": None,
         "last_gap": None,
         "spare_token": False,
+        "budget_resets_at": None,
         "counters": {
             "sessions": 0,
             "reconnects": 0,
@@ -47,6 +48,8 @@ def test_payload_has_the_documented_fields() -> None:
         "starting",
         "streaming",
         "idle",
+        "listening",
+        "budget_exhausted",
         "reconnecting",
         "auth_failed",
         "degraded",

@@ -13,11 +13,11 @@ from edgecap.config.model import (
     EndpointingConfig,
     LoggingConfig,
     MqttConfig,
-    SessionConfig,
     StreamingConfig,
 )
 from edgecap.config.problems import ConfigError
 from edgecap.config.secrets import Secrets
+from edgecap.config.session import SessionConfig
 
 __all__ = [
     "EX_CONFIG",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgecap import statedb
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,7 @@ class SqliteSpool:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path),
-            isolation_level=None,  # autocommit; transactions are explicit
-            check_same_thread=False,  # created on one thread, used on the loop thread
-        )
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=2000")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"spool schema {version} is newer than this edgecap understands"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error:
-            self._db.close()
-            raise
+        self._db = statedb.connect(path, schema=_SCHEMA, version=SCHEMA_VERSION, what="spool")
 
     @property
     def durable(self) -> bool:
@@ -143,31 +126,12 @@ def open_spool(state_dir: Path) -> SqliteSpool:
     When the directory cannot be used, the spool is kept in memory and that is logged as
     an error: transcripts are still delivered, but do not survive a restart.
     """
-    path = state_dir / FILENAME
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            return SqliteSpool(path)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) or not path.exists():
-                raise
-            aside = path.with_name(f"{FILENAME}.damaged-{int(time.time())}")
-            path.rename(aside)
-            for suffix in ("-wal", "-shm"):
-                path.with_name(FILENAME + suffix).unlink(missing_ok=True)
-            log.error(
-                "transcript spool %s was unreadable (%s); moved it to %s and started a new one",
-                path,
-                exc,
-                aside,
-            )
-            return SqliteSpool(path)
-    except (OSError, sqlite3.Error) as exc:
-        log.error(
-            "cannot use the transcript spool %s (%s); keeping transcripts in memory only: "
-            "turns not yet delivered are lost if edgecap stops. Make state_dir writable "
-            "(systemd: StateDirectory=edgecap)",
-            path,
-            exc,
-        )
-        return SqliteSpool(None)
+    return statedb.open_in_state_dir(
+        state_dir,
+        FILENAME,
+        SqliteSpool,
+        what="transcript spool",
+        in_memory_means="keeping transcripts in memory only: "
+        "turns not yet delivered are lost if edgecap stops",
+        log=log,
+    )

@@ -2,11 +2,14 @@
 
 Counters since the daemon started (they restart at zero with the process), published
 every `mqtt.stats_interval_seconds`, after every reconnect and once more on a clean stop.
+The optional `billing` section (`ledger.billing_summary`) carries today's and this month's
+persisted totals, which do survive a restart.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ class DaemonCounters:
     reconnects: int = 0
     turns: int = 0
     billed_seconds: float = 0.0
+    billing: Mapping[str, Any] | None = None  # ledger.billing_summary(...), when kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,7 @@ def stats_payload(
     now: float,
     started_at: float,
 ) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "schema": SCHEMA,
         "device_id": device_id,
         "at": iso_utc(now),
@@ -64,6 +68,9 @@ def stats_payload(
         "rejected": delivery.rejected,
         "mqtt_connects": delivery.mqtt_connects,
     }
+    if daemon.billing is not None:
+        payload["billing"] = dict(daemon.billing)
+    return payload
 
 
 def stats_json(payload: dict[str, Any]) -> bytes:

@@ -148,6 +148,24 @@ class AudioBuffer:
             self._drop_history_front()
         self._history_start_ms = 0
 
+    def discard_unsent(self, keep_ms: int, before: float | None = None) -> int:
+        """No session needs the oldest unsent audio (voice gating, between sessions): drop
+        frames captured before monotonic time `before` and any beyond the newest `keep_ms`.
+        Not counted as lost. Only while nothing is pending confirmation (no history).
+        Returns the ms dropped."""
+        if self._sent:
+            return 0
+        dropped = 0
+        frames = self._frames
+        while frames and (
+            self._backlog_ms - frames[0].duration_ms >= keep_ms
+            or (before is not None and frames[0].monotonic < before)
+        ):
+            d = frames.popleft().duration_ms
+            self._backlog_ms -= d
+            dropped += d
+        return dropped
+
     def _drop_history_front(self) -> None:
         old = self._frames.popleft()
         self._sent -= 1

@@ -152,6 +152,11 @@ class StreamingSession:
             await self._ws.close()
         return self._termination
 
+    @property
+    def turn_open(self) -> bool:
+        """A turn has started (partials came) and is not final yet."""
+        return self._assembler.open_turn is not None
+
     # -- running -----------------------------------------------------------------------
 
     async def update_configuration(self, **fields: float | int) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from edgecap.audio.frame import Frame
+from edgecap.ledger import Ledger
 from edgecap.protocol.errors import (
     Classified,
     ErrorClass,
@@ -29,6 +30,8 @@ from edgecap.protocol.errors import (
 )
 from edgecap.protocol.messages import Turn
 from edgecap.status import StatusModel
+from edgecap.streaming.admission import Action, AdmissionSettings
+from edgecap.streaming.billing import BillingGuard, BillingStore
 from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.gaps import GapTracker
 from edgecap.streaming.policy import Decision, RetryPolicy, RetrySettings
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 
 BUG_RESTART_SECONDS = 15.0
 STABLE_SESSION_SECONDS = RetrySettings().stable_seconds  # the default; see streaming.*
+
+
+BILLING_TICK_SECONDS = 1.0
 
 
 class Stopping(Exception):
@@ -80,6 +86,10 @@ class SessionSupervisor:
     - `status` (a `StatusModel`) is kept current; its listeners publish and log it.
       `on_state(state, detail, error_class)`, if given, is told of each state too.
     - `prefetch`: hold a spare token (False: fetch one per connect, for measurements).
+    - `admission`: voice gating and budget rules (default: `always`, no budget); `vad`
+      tells speech from silence in a frame's PCM (needed for `voice`); `ledger` holds the
+      billed time per day (the budget is checked every second) and `store` persists each
+      session (see `BillingGuard`); `on_billing` is called after each session is recorded.
     - `clock`, `sleep`, `rng`: injectable for tests (virtual time for long back-offs).
     """
 
@@ -97,6 +107,11 @@ class SessionSupervisor:
         status: StatusModel | None = None,
         retry: RetrySettings | None = None,
         prefetch: bool = True,
+        admission: AdmissionSettings | None = None,
+        vad: Callable[[bytes], bool] | None = None,
+        ledger: Ledger | None = None,
+        store: BillingStore | None = None,
+        on_billing: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -120,6 +135,9 @@ class SessionSupervisor:
         self.current: StreamingSession | None = None
         self._stop = asyncio.Event()
         self._decision: tuple[Classified, Decision] | None = None
+        self.billing = BillingGuard(admission, vad=vad, ledger=ledger, store=store, clock=clock)
+        self._on_billing = on_billing
+        self._close_reason = ""
 
     def stop(self) -> None:
         """End the current session gracefully and do not open another."""
@@ -149,6 +167,15 @@ class SessionSupervisor:
                 gap.ms / 1000,
             )
             self.status.record_gap(gap)
+        session = self.current
+        action = self.billing.frame(frame, self._buffer, session.turn_open if session else None)
+        if action in (Action.CLOSE_IDLE, Action.CLOSE_BUDGET) and session is not None:
+            self._close_reason = str(action)
+            self.session_stop.set()
+        self._audio_arrived()
+
+    def _audio_arrived(self) -> None:
+        """Tell the sender that a frame is waiting (the per-frame hand-off)."""
         self._audio_ready.set()
 
     # -- turns and states ----------------------------------------------------------------
@@ -159,6 +186,7 @@ class SessionSupervisor:
             turn = dataclasses.replace(turn, gap_before_ms=gap)
         self.stats.turns += 1
         self.status.counters.turns += 1
+        self.billing.turn(turn)
         self._on_turn(turn)
 
     def _set_state(
@@ -173,12 +201,17 @@ class SessionSupervisor:
         self.status.spare_token = self.prefetcher.spare_ready
         if self.status.state == "stopping":
             return  # the daemon is shutting down: that is what the status says to the end
+        out = self.billing.budget_out
+        if out and state != "budget_exhausted":
+            return  # a session closing or failing does not hide the exhausted budget
+        resets = self.billing.resets_at if out else None
         self.status.set_state(
             state,
             session_id=session_id,
             detail=detail,
             error_class=error_class,
             retry_in=retry_in,
+            resets_at=resets.timestamp() if resets is not None else None,
         )
         if self._on_state is not None:
             self._on_state(state, detail, error_class)
@@ -199,7 +232,12 @@ class SessionSupervisor:
             if self.status.state not in ("starting", "audio_unavailable", "stopping", "idle"):
                 self._set_state("idle", "no session: waiting for audio")
         await self._wait_or_stop(self._audio_ok.wait())
+        if not self.billing.wanted.is_set():
+            if self.billing.voice:
+                self._set_state("listening", "no session open: waiting for speech")
+            await self._wait_or_stop(self.billing.wanted.wait())
         self.session_stop.clear()
+        self._close_reason = ""
         token, spare = await self.prefetcher.get()
         settings = self._settings()
         session = StreamingSession(
@@ -212,6 +250,7 @@ class SessionSupervisor:
         )
         begin = await session.open(token.value)
         self.policy.session_began(self._clock())
+        self.billing.session_began(begin.id)
         self.current = session
         self.stats.sessions += 1
         self.status.counters.sessions += 1
@@ -230,7 +269,9 @@ class SessionSupervisor:
             result = await session.run(self.session_stop)
         finally:
             self.current = None
-        self._log_result(result)
+        self._log_result(result, self.billing.session_ended(result))
+        if self._on_billing is not None:
+            self._on_billing()
         c = result.classified
         over = c is not None and c.error_class is ErrorClass.SESSION_OVER
         failed = result.ended_by == "server" and not over
@@ -239,10 +280,12 @@ class SessionSupervisor:
             raise SessionFailed(c, "stream")
         return result
 
-    def _log_result(self, r: SessionResult) -> None:
+    def _log_result(self, r: SessionResult, billed_or_measured: float) -> None:
         billed = r.termination.session_duration_seconds if r.termination else None
-        self.stats.billed_seconds += billed if billed is not None else r.duration
+        self.stats.billed_seconds += billed_or_measured
         why = f"; {r.classified.line()}" if r.classified and r.ended_by == "server" else ""
+        if r.ended_by == "stop" and self._close_reason:
+            why = " after the idle time" if self._close_reason == "idle" else ": budget used up"
         if r.rotation:
             why = f" at a {r.rotation} point" if r.rotation != "deadline" else " at the deadline"
         log.info(
@@ -310,12 +353,32 @@ class SessionSupervisor:
         self._set_state(d.state, line, str(classified.error_class), retry_in=d.delay)
 
     async def run(self) -> None:
-        """Keep a session open while audio flows, until `stop()`."""
+        """Keep a session open while audio flows (and is wanted), until `stop()`."""
         self.prefetcher.start()
+        self.billing_tick()  # a budget already used up today holds from the start
+        ticker = asyncio.create_task(self._billing_loop(), name="edgecap-billing")
         try:
             await self._run()
         finally:
+            ticker.cancel()
             await self.prefetcher.aclose()
+
+    async def _billing_loop(self) -> None:
+        while True:
+            await asyncio.sleep(BILLING_TICK_SECONDS)  # the period itself
+            self.billing_tick()
+
+    def billing_tick(self) -> None:
+        change = self.billing.tick()
+        if change is None:
+            return
+        if change.exhausted:
+            log.warning("%s (raise session.daily_budget_minutes to allow more)", change.detail)
+            self._set_state("budget_exhausted", change.detail)
+        else:
+            log.info("%s", change.detail)
+            voice = self.billing.voice
+            self._set_state("listening" if voice else "idle", change.detail)
 
     async def _run(self) -> None:
         while not self._stop.is_set():

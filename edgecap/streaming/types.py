@@ -11,10 +11,15 @@ from edgecap.protocol.url import StreamParams
 
 
 def stream_params(
-    audio: AudioConfig, streaming: StreamingConfig, endpointing: EndpointingConfig
+    audio: AudioConfig,
+    streaming: StreamingConfig,
+    endpointing: EndpointingConfig,
+    *,
+    inactivity_timeout: int | None = None,
 ) -> StreamParams:
     """The session's query parameters, as configured (every one sent explicitly)."""
     return StreamParams(
+        inactivity_timeout=inactivity_timeout,
         sample_rate=audio.sample_rate,
         speech_model=streaming.speech_model,
         format_turns=streaming.format_turns,

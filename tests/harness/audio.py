@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import random
+import sys
+from array import array
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from edgecap.sim.microphone.pcm import (
+    RATE,
     read_wav_pcm,
 )
 
@@ -46,3 +51,34 @@ def load_manifest(directory: Path = SPEECH_DIR) -> list[SpeechFixture]:
         )
         for entry in entries
     ]
+
+
+def room_noise(
+    seconds: float,
+    *,
+    noise_dbfs: float | None = -50.0,
+    hum_dbfs: float | None = None,
+    hum_hz: float = 100.0,
+    seed: int = 0,
+    rate: int = RATE,
+) -> bytes:
+    """A quiet room as PCM16: white (Gaussian) noise and/or a mains hum (a sine).
+
+    Levels are RMS in dBFS relative to a full-scale sine (AES17): a sine at 0 dBFS peaks
+    at full scale. `None` leaves that component out; samples are clipped to 16 bits.
+    """
+    full_sine_rms = 32767 / math.sqrt(2)
+    sigma = 0.0 if noise_dbfs is None else full_sine_rms * 10 ** (noise_dbfs / 20)
+    peak = 0.0 if hum_dbfs is None else 32767 * 10 ** (hum_dbfs / 20)
+    rng = random.Random(seed)
+    step = 2 * math.pi * hum_hz / rate
+    samples = array(
+        "h",
+        (
+            max(-32768, min(32767, round(rng.gauss(0.0, sigma) + peak * math.sin(step * i))))
+            for i in range(round(seconds * rate))
+        ),
+    )
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()

@@ -1,0 +1,78 @@
+"""From the validated configuration to the runtime settings of each part (no I/O)."""
+
+from __future__ import annotations
+
+from edgecap.audio.capture import CaptureSettings
+from edgecap.config import Config, LoadedConfig
+from edgecap.gate import GateMode, GateSettings
+from edgecap.ledger import Ledger
+from edgecap.streaming.admission import AdmissionSettings
+from edgecap.streaming.policy import RetrySettings
+from edgecap.streaming.types import SessionSettings, stream_params
+
+
+def secrets_of(loaded: LoadedConfig) -> tuple[str, ...]:
+    """Every secret value, for redaction."""
+    s = loaded.secrets
+    return tuple(x for x in (s.token_service_credential, s.api_key, s.mqtt_password) if x)
+
+
+def capture_settings(cfg: Config) -> CaptureSettings:
+    a = cfg.audio
+    return CaptureSettings(
+        device=a.device,
+        sample_rate=a.sample_rate,
+        frame_ms=a.frame_ms,
+        periods=a.periods,
+        reopen_min_seconds=a.reopen_min_seconds,
+        reopen_max_seconds=a.reopen_max_seconds,
+    )
+
+
+def retry_settings(cfg: Config) -> RetrySettings:
+    s = cfg.streaming
+    return RetrySettings(
+        max_seconds=s.reconnect_max_seconds,
+        stable_seconds=s.stable_session_seconds,
+        quick_seconds=s.quick_failure_seconds,
+        quick_count=s.quick_failure_count,
+        cooldown_seconds=s.cooldown_seconds,
+    )
+
+
+def session_settings(cfg: Config) -> SessionSettings:
+    return SessionSettings(
+        url=cfg.streaming.url,
+        params=stream_params(
+            cfg.audio,
+            cfg.streaming,
+            cfg.endpointing,
+            inactivity_timeout=cfg.session.inactivity_timeout_seconds or None,
+        ),
+        device_id=cfg.device_id,
+        connect_timeout=cfg.streaming.connect_timeout_seconds,
+        begin_timeout=cfg.streaming.begin_timeout_seconds,
+        terminate_timeout=cfg.streaming.terminate_timeout_seconds,
+        max_session_seconds=cfg.session.max_session_seconds,
+        catchup_rate=cfg.streaming.catchup_rate,
+    )
+
+
+def admission_settings(cfg: Config) -> AdmissionSettings:
+    s = cfg.session
+    return AdmissionSettings(
+        GateSettings(
+            mode=GateMode(s.gate),
+            frame_ms=cfg.audio.frame_ms,
+            hangover_ms=s.vad_hangover_ms,
+            idle_close_seconds=s.idle_close_seconds,
+            preroll_ms=s.preroll_ms,
+        )
+    )
+
+
+def configure_ledger(ledger: Ledger, cfg: Config) -> Ledger:
+    """Apply the budget and the day's reset time (at start and on reload)."""
+    ledger.reset_at = cfg.session.reset_time
+    ledger.budget_seconds = cfg.session.budget_seconds
+    return ledger

@@ -1,0 +1,119 @@
+"""Whether a billed session should be open right now (no I/O).
+
+Combines the voice gate (`edgecap.gate`) and the daily budget into per-frame decisions for
+the supervisor:
+
+- `always`: a session is wanted whenever the budget allows.
+- `voice`: a session is wanted from a voice onset until `idle_close_seconds` without speech,
+  while no turn is open and no backlog waits to be sent ("busy": closing then would bill a
+  reconnect for audio that is still owed to the server).
+- budget used up: no session is wanted; an open one is closed at the next quiet point (no
+  open turn and, with `voice`, no speech the detector hears), or `budget_grace_seconds`
+  after the budget ran out at the latest.
+
+While no session is wanted the captured audio is not needed beyond the pre-roll: `keep_ms`
+says how much unsent audio to keep (the pre-roll plus the detector's onset window and lag),
+and at an onset `preroll_from` says where the audio to send starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from edgecap.gate import GateDecision, GateMode, GateSettings, VoiceGate
+
+DETECTOR_LAG_MS = 500
+"""How late the detector flags speech (pymicro-vad: median 0.28 s, at most 0.49 s on the
+fixtures): the pre-roll counts back from the first flagged frame minus this, so that it
+lies before the real start of speech."""
+
+
+class Action(StrEnum):
+    NONE = "none"
+    OPEN = "open"  # speech started: open a session (send from `preroll_from`)
+    CLOSE_IDLE = "idle"  # quiet long enough: terminate the session
+    CLOSE_BUDGET = "budget"  # the budget ran out: terminate at this quiet point
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    gate: GateSettings
+    budget_grace_seconds: float = 60.0
+    busy_backlog_ms: int = 1000
+    """Unsent audio beyond this keeps a voice session open (it is owed to the server)."""
+
+    @property
+    def keep_ms(self) -> int:
+        g = self.gate
+        return g.preroll_ms + g.onset_window_ms + 2 * DETECTOR_LAG_MS
+
+
+class Admission:
+    def __init__(self, settings: AdmissionSettings) -> None:
+        self.s = settings
+        self.gate = VoiceGate(settings.gate)
+        self.voice = settings.gate.mode is GateMode.VOICE
+        self.wanted = not self.voice
+        self.budget_out = False
+        self._budget_close_by: float | None = None
+        self._close_sent = False
+        self.preroll_from: float | None = None
+        """Monotonic capture time from which audio is sent at the last onset."""
+
+    @property
+    def speech_seconds(self) -> float:
+        """Speech the detector heard (voice gating only)."""
+        return self.gate.speech_seconds
+
+    def frame(
+        self,
+        now: float,
+        speech: bool,
+        *,
+        session_live: bool,
+        turn_open: bool,
+        backlog_ms: int,
+    ) -> Action:
+        """One captured frame at monotonic capture time `now`, with the detector's verdict
+        (`speech` is ignored with `always`)."""
+        if self.budget_out:
+            if not session_live or self._close_sent:
+                return Action.NONE
+            if self.voice:  # the detector too must hear a pause (speech not yet in a turn)
+                self.gate.feed(now, speech, turn_open=True)
+                self.gate.session_ended()  # (its decisions do not count now)
+            quiet = not turn_open and not (self.voice and self.gate.speaking)
+            by = self._budget_close_by
+            if quiet or (by is not None and now >= by):
+                self._close_sent = True
+                return Action.CLOSE_BUDGET
+            return Action.NONE
+        if not self.voice:
+            return Action.NONE
+        busy = turn_open or backlog_ms > self.s.busy_backlog_ms
+        decision = self.gate.feed(now, speech, turn_open=busy)
+        if decision is GateDecision.OPEN:
+            self.wanted = True
+            onset = self.gate.onset_at if self.gate.onset_at is not None else now
+            self.preroll_from = onset - (self.s.gate.preroll_ms + DETECTOR_LAG_MS) / 1000
+            return Action.OPEN
+        if decision is GateDecision.CLOSE:
+            self.wanted = False
+            return Action.CLOSE_IDLE if session_live else Action.NONE
+        return Action.NONE
+
+    def exhaust(self, now: float) -> None:
+        """The budget ran out at monotonic time `now`: no session is wanted any more."""
+        self.budget_out = True
+        self.wanted = False
+        self._budget_close_by = now + self.s.budget_grace_seconds
+        self._close_sent = False
+        self.gate.session_ended()
+
+    def replenish(self) -> None:
+        """A new billing day: `always` wants a session again; `voice` waits for speech."""
+        self.budget_out = False
+        self._budget_close_by = None
+        self.wanted = not self.voice
+        self.gate.session_ended()  # the next onset opens a session

@@ -1,0 +1,181 @@
+"""The supervisor's billing side: voice gating per frame, the ledger and the daily budget.
+
+Decisions come from the sans-I/O `Admission` (gate + budget) and `Ledger`; this class feeds
+them the frames, the session's turn state and the clocks, records each session (through a
+`BillingStore`, which persists it) and says when the budget runs out or is renewed. The
+supervisor acts on what it returns (open, close, report a state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from edgecap.audio.frame import Frame
+from edgecap.gate import GateMode, GateSettings
+from edgecap.ledger import Ledger
+from edgecap.streaming.admission import Action, Admission, AdmissionSettings
+from edgecap.streaming.buffer import AudioBuffer
+from edgecap.streaming.types import SessionResult
+from edgecap.transcript import TranscriptTurn
+
+HEARTBEAT_SECONDS = 10.0
+BilledBy = Literal["server", "local", "recovered"]
+
+
+class BillingStore(Protocol):
+    """Where sessions are recorded (`edgecap.ledger_store.LedgerStore`)."""
+
+    def session_opened(self, session_id: str, now: float) -> None: ...
+    def heartbeat(self, session_id: str, now: float) -> None: ...
+    def session_closed(
+        self,
+        session_id: str,
+        now: float,
+        billed_seconds: float,
+        speech_seconds: float,
+        source: BilledBy,
+    ) -> object: ...
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetChange:
+    """The budget ran out (`exhausted`) or a new billing day began; `detail` for the status."""
+
+    exhausted: bool
+    detail: str
+
+
+class BillingGuard:
+    def __init__(
+        self,
+        admission: AdmissionSettings | None = None,
+        *,
+        vad: Callable[[bytes], bool] | None = None,
+        ledger: Ledger | None = None,
+        store: BillingStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = local_now,
+    ) -> None:
+        self.admission = Admission(admission or AdmissionSettings(GateSettings(GateMode.ALWAYS)))
+        self.ledger = ledger if ledger is not None else Ledger()
+        self._vad = vad
+        self._store = store
+        self._clock = clock
+        self._wall = wall
+        self.wanted = asyncio.Event()
+        """Set while a session should be open."""
+        if self.admission.wanted:
+            self.wanted.set()
+        self.resets_at: datetime | None = None
+        """While the budget is used up: when the next billing day begins."""
+        self._session_id: str | None = None
+        self._began_at: float | None = None
+        self._heartbeat_at = 0.0
+        self._speech = 0.0
+
+    @property
+    def budget_out(self) -> bool:
+        return self.admission.budget_out
+
+    @property
+    def voice(self) -> bool:
+        return self.admission.voice
+
+    # -- per frame -----------------------------------------------------------------------
+
+    def frame(self, frame: Frame, buffer: AudioBuffer, turn_open: bool | None) -> Action:
+        """A captured frame (already in `buffer`); `turn_open` is None without a session.
+        Returns what to do with the session (open, close, nothing); trims the buffer to the
+        pre-roll while no session is wanted."""
+        adm = self.admission
+        live = turn_open is not None
+        listen = adm.voice and (live or not adm.budget_out)  # no VAD while nothing can open
+        speech = listen and self._vad is not None and self._vad(frame.pcm)
+        action = adm.frame(
+            frame.monotonic,
+            speech,
+            session_live=live,
+            turn_open=bool(turn_open),
+            backlog_ms=buffer.backlog_ms,
+        )
+        if action is Action.OPEN and not live:
+            buffer.discard_unsent(buffer.max_ms, before=adm.preroll_from)
+        if adm.wanted:
+            self.wanted.set()
+        else:
+            self.wanted.clear()
+            if not live:  # only the pre-roll is needed until speech starts
+                buffer.discard_unsent(adm.s.keep_ms)
+        return action
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def session_began(self, session_id: str) -> None:
+        self._session_id, self._began_at = session_id, self._clock()
+        self._heartbeat_at, self._speech = self._began_at, 0.0
+        if self._store is not None:
+            self._store.session_opened(session_id, time.time())
+
+    def turn(self, turn: TranscriptTurn) -> None:
+        """A final turn: its span counts as speech of the session."""
+        if turn.started_at is not None and turn.ended_at is not None:
+            self._speech += max(0.0, turn.ended_at - turn.started_at)
+
+    def session_ended(self, r: SessionResult) -> float:
+        """Record the session: the server's billed seconds, else measured. Returns them."""
+        server = r.termination.session_duration_seconds if r.termination else None
+        source: BilledBy = "server" if server is not None else "local"
+        billed = float(server) if server is not None else r.duration
+        if self._store is not None:
+            self._store.session_closed(r.session_id, time.time(), billed, self._speech, source)
+        else:
+            self.ledger.record(self._wall(), billed, self._speech)
+        self._session_id = self._began_at = None
+        return billed
+
+    def open_session_seconds(self) -> float:
+        """How long the current session has been open (billed, not yet recorded)."""
+        return 0.0 if self._began_at is None else max(0.0, self._clock() - self._began_at)
+
+    # -- every second --------------------------------------------------------------------
+
+    def tick(self) -> BudgetChange | None:
+        """Heartbeat of the open session; the budget running out or being renewed."""
+        mono, adm = self._clock(), self.admission
+        due = mono - self._heartbeat_at >= HEARTBEAT_SECONDS
+        if self._store is not None and self._session_id is not None and due:
+            self._heartbeat_at = mono
+            self._store.heartbeat(self._session_id, time.time())
+        now = self._wall()
+        if adm.budget_out:
+            if self.resets_at is None or now < self.resets_at:
+                return None
+            adm.replenish()
+            self.resets_at = None
+            if adm.wanted:
+                self.wanted.set()
+            return BudgetChange(False, "a new billing day began: the daily budget is available")
+        open_s = self.open_session_seconds()
+        if not self.ledger.exhausted(now, open_s):
+            return None
+        adm.exhaust(mono)
+        self.wanted.clear()
+        self.resets_at = self.ledger.next_reset(now)
+        budget = (self.ledger.budget_seconds or 0) / 60
+        billed = (self.ledger.today(now).billed_seconds + open_s) / 60
+        detail = (
+            f"daily budget of {budget:g} min used up ({billed:.1f} min billed); no session "
+            f"until {self.resets_at.isoformat(timespec='seconds')}"
+        )
+        if self._session_id is not None:
+            detail += "; closing the open session at the next pause"
+        return BudgetChange(True, detail)

@@ -1,0 +1,216 @@
+"""Gating and budget decisions per frame, and the billing guard's ledger and budget clock:
+plain inputs, injected clocks, no sockets or sleeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from edgecap.audio.frame import Frame
+from edgecap.gate import GateMode, GateSettings
+from edgecap.ledger import Ledger
+from edgecap.protocol.messages import Termination
+from edgecap.streaming.admission import Action, Admission, AdmissionSettings
+from edgecap.streaming.billing import BillingGuard
+from edgecap.streaming.buffer import AudioBuffer
+from edgecap.streaming.types import SessionResult
+
+FRAME_S = 0.05
+SPEECH = b"\x01" * 1600
+QUIET = bytes(1600)
+
+
+def voice(**kw: float) -> AdmissionSettings:
+    return AdmissionSettings(GateSettings(mode=GateMode.VOICE, **kw))  # type: ignore[arg-type]
+
+
+def frame(i: int, speech: bool) -> Frame:
+    t = i * FRAME_S
+    return Frame(i, SPEECH if speech else QUIET, 1_800_000_000 + t, t, 50)
+
+
+def is_speech(pcm: bytes) -> bool:
+    return pcm[:1] == b"\x01"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 0.0
+        self.wall = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+def test_voice_sends_the_preroll_from_before_the_onset_and_nothing_older() -> None:
+    guard = BillingGuard(voice(preroll_ms=500), vad=is_speech)
+    buffer = AudioBuffer(30_000, 50)
+    actions = []
+    for i in range(200):  # 10 s of silence, then speech
+        f = frame(i, speech=i >= 160)
+        buffer.append(f)
+        actions.append(guard.frame(f, buffer, None))
+        if i < 160:
+            # while closed only the pre-roll window (plus onset and detector lag) is kept
+            assert buffer.backlog_ms <= guard.admission.s.keep_ms
+            assert not guard.wanted.is_set()
+    opened = actions.index(Action.OPEN)
+    assert opened == 162  # 150 ms of speech makes an onset
+    assert guard.wanted.is_set()
+    # the backlog now starts 500 ms before the first speech frame (frame 160), less the
+    # detector's lag allowance (500 ms): what a late detector flagged is still covered
+    assert buffer.peek_message()[0].seq == 140
+    assert guard.admission.preroll_from == pytest.approx(160 * FRAME_S - 1.0)
+
+
+def test_voice_closes_only_after_the_idle_time_with_no_turn_open_and_no_backlog() -> None:
+    adm = Admission(voice(idle_close_seconds=2.0))
+    t = 0.0
+
+    def feed(seconds: float, speech: bool, **kw: object) -> list[tuple[float, Action]]:
+        nonlocal t
+        out = []
+        for _ in range(round(seconds / FRAME_S)):
+            a = adm.frame(
+                t, speech, **{"session_live": True, "turn_open": False, "backlog_ms": 0, **kw}
+            )  # type: ignore[arg-type]
+            if a is not Action.NONE:
+                out.append((round(t, 2), a))
+            t += FRAME_S
+        return out
+
+    assert feed(1.0, True, session_live=False)[0][1] is Action.OPEN
+    # quiet, but the server still has a turn open: no close however long
+    assert feed(5.0, False, turn_open=True) == []
+    # quiet, but 2 s of audio is still owed to the server (catch-up): no close
+    assert feed(3.0, False, backlog_ms=2000) == []
+    closed = feed(1.0, False)
+    assert closed
+    assert closed[0][1] is Action.CLOSE_IDLE
+    assert not adm.wanted
+
+
+def test_budget_closes_at_the_next_pause_or_after_the_grace_at_the_latest() -> None:
+    adm = Admission(AdmissionSettings(GateSettings(mode=GateMode.ALWAYS), budget_grace_seconds=30))
+    assert adm.wanted
+    adm.exhaust(now=100.0)
+    assert not adm.wanted
+    live = {"session_live": True, "backlog_ms": 0}
+    assert adm.frame(101.0, True, turn_open=True, **live) is Action.NONE  # mid-turn
+    assert adm.frame(102.0, True, turn_open=False, **live) is Action.CLOSE_BUDGET
+    assert adm.frame(102.05, True, turn_open=False, **live) is Action.NONE  # once
+
+    adm.replenish()
+    assert adm.wanted  # "always" wants its session back
+    adm.exhaust(now=200.0)
+    assert adm.frame(229.0, True, turn_open=True, **live) is Action.NONE
+    assert adm.frame(230.0, True, turn_open=True, **live) is Action.CLOSE_BUDGET
+
+
+def test_voice_does_not_open_while_the_budget_is_used_up() -> None:
+    guard = BillingGuard(voice(), vad=is_speech)
+    guard.admission.exhaust(now=0.0)
+    buffer = AudioBuffer(30_000, 50)
+    for i in range(100):
+        f = frame(i, speech=True)
+        buffer.append(f)
+        assert guard.frame(f, buffer, None) is Action.NONE
+    assert not guard.wanted.is_set()
+    assert buffer.backlog_ms <= guard.admission.s.keep_ms  # nothing piles up meanwhile
+
+
+def result(duration: float, billed: int | None) -> SessionResult:
+    term = (
+        None
+        if billed is None
+        else Termination(audio_duration_seconds=0, session_duration_seconds=billed)
+    )
+    return SessionResult("s1", "stop", None, term, 10.0, 10.0 + duration, 0, 1)
+
+
+def test_the_server_billed_time_is_recorded_else_the_measured_time() -> None:
+    clock = Clock()
+    ledger = Ledger()
+    guard = BillingGuard(ledger=ledger, clock=lambda: clock.mono, wall=lambda: clock.wall)
+    guard.session_began("s1")
+    assert guard.session_ended(result(12.4, 13)) == 13
+    guard.session_began("s2")
+    assert guard.session_ended(result(7.5, None)) == pytest.approx(7.5)
+    today = ledger.today(clock.wall)
+    assert today.sessions == 2
+    assert today.billed_seconds == pytest.approx(20.5)
+
+
+def test_budget_runs_out_during_an_open_session_and_comes_back_at_the_reset_time() -> None:
+    clock = Clock()  # 12:00 UTC
+    ledger = Ledger(reset_at=time(4, 0), budget_seconds=60.0)
+    ledger.record(clock.wall, 50.0, 10.0)  # 50 s billed earlier today
+    guard = BillingGuard(
+        AdmissionSettings(GateSettings(mode=GateMode.ALWAYS)),
+        ledger=ledger,
+        clock=lambda: clock.mono,
+        wall=lambda: clock.wall,
+    )
+    guard.session_began("s1")
+    clock.advance(9.0)
+    assert guard.tick() is None  # 59 s
+    clock.advance(1.0)
+    change = guard.tick()
+    assert change is not None
+    assert change.exhausted
+    assert "closing the open session at the next pause" in change.detail
+    assert not guard.wanted.is_set()
+    assert guard.resets_at == datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    assert guard.tick() is None  # said once
+    clock.advance(16 * 3600 - 11)
+    assert guard.tick() is None  # 03:59:59 next day: still the old billing day
+    clock.advance(1)
+    change = guard.tick()
+    assert change is not None
+    assert not change.exhausted
+    assert guard.wanted.is_set()
+
+
+def test_a_reset_time_with_seconds_later_in_the_same_minute_is_today() -> None:
+    ledger = Ledger(reset_at=time(10, 0, 50))
+    now = datetime(2026, 5, 1, 10, 0, 20, tzinfo=UTC)
+    assert ledger.billing_day(now).day == 30  # the day that began yesterday at 10:00:50
+    assert ledger.next_reset(now) == datetime(2026, 5, 1, 10, 0, 50, tzinfo=UTC)
+    assert ledger.next_reset(now + timedelta(seconds=30)).day == 2
+
+
+def test_with_voice_the_budget_close_also_waits_for_the_detector_to_hear_a_pause() -> None:
+    adm = Admission(voice(hangover_ms=0))
+    live = {"session_live": True, "turn_open": False, "backlog_ms": 0}
+    for i in range(10):
+        adm.frame(i * FRAME_S, True, **live)
+    adm.exhaust(now=0.5)
+    # speech the server has not turned into a partial yet: not a quiet point
+    assert adm.frame(0.55, True, **live) is Action.NONE
+    assert adm.frame(0.60, False, **live) is Action.NONE  # 150 ms onset window still speech
+    actions = [adm.frame(0.65 + i * FRAME_S, False, **live) for i in range(10)]
+    assert Action.CLOSE_BUDGET in actions
+
+
+def test_after_the_reset_the_next_onset_opens_a_session_again() -> None:
+    adm = Admission(voice())
+    live = {"turn_open": False, "backlog_ms": 0}
+    t = 0.0
+    for _ in range(10):  # speech: a session opens
+        adm.frame(t, True, session_live=False, **live)
+        t += FRAME_S
+    adm.exhaust(now=t)
+    for _ in range(40):  # still speaking while the budget session closes
+        adm.frame(t, True, session_live=True, **live)
+        t += FRAME_S
+    for _ in range(40):  # speech with no session: nothing opens
+        assert adm.frame(t, True, session_live=False, **live) is Action.NONE
+        t += FRAME_S
+    adm.replenish()
+    actions = []
+    for speech in [False] * 20 + [True] * 10:
+        actions.append(adm.frame(t, speech, session_live=False, **live))
+        t += FRAME_S
+    assert Action.OPEN in actions
