@@ -1,10 +1,12 @@
 """ALSA capture adapter: a dedicated thread doing blocking pyalsaaudio reads.
 
-Frames are handed to the asyncio loop with `call_soon_threadsafe`; the thread never waits
-for the loop, so a slow consumer cannot stall the device. A device that is missing or
-vanishes is reported through `on_event` and re-opened with exponential backoff inside the
-thread (tenacity); the daemon does not exit. An overrun (`read()` returning -EPIPE) is
-counted and reported; the clock re-anchors on the next period.
+Frames (and `CaptureEvent`s, in order) are handed to the asyncio loop through a queue and
+a byte on a non-blocking pipe the loop watches: one write and one read per frame, cheaper
+than `call_soon_threadsafe` (a handle, a context copy and a self-pipe round trip each).
+The thread never waits for the loop, so a slow consumer cannot stall the device. A device
+that is missing or vanishes is reported through `on_event` and re-opened with exponential
+backoff inside the thread (tenacity); the daemon does not exit. An overrun (`read()`
+returning -EPIPE) is counted and reported; the clock re-anchors on the next period.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -131,8 +135,13 @@ class AlsaCapture:
         self._seq = 0
         self.overruns = 0
         self.frames_captured = 0
+        self._queue: deque[Frame | CaptureEvent] = deque()  # thread -> loop, in order
+        self._rfd = self._wfd = -1  # the wake-up pipe, from `start()` until the thread ends
 
     def start(self) -> None:
+        """Start the thread (call on the loop: it registers the hand-off pipe there)."""
+        self._rfd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._loop.add_reader(self._rfd, self._deliver)
         self._thread = threading.Thread(target=self._run, name="edgecap-capture", daemon=True)
         self._thread.start()
 
@@ -142,13 +151,56 @@ class AlsaCapture:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    # -- loop side ---------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        """The pipe is readable: hand what the thread queued to the callbacks, in order."""
+        try:  # (per frame: no context manager)  # noqa: SIM105
+            os.read(self._rfd, 4096)
+        except BlockingIOError:  # a wake-up consumed by an earlier read
+            pass
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
+            if type(item) is Frame:
+                self._on_frame(item)
+            else:
+                assert isinstance(item, CaptureEvent)
+                self._on_event(item)
+
+    def _close_pipe(self) -> None:
+        """The thread has ended (on the loop): no more wake-ups can come."""
+        self._loop.remove_reader(self._rfd)
+        self._deliver()
+        os.close(self._rfd)
+        os.close(self._wfd)
+
     # -- thread side -------------------------------------------------------------------
+
+    def _post(self, item: Frame | CaptureEvent) -> None:
+        """Queue for the loop and wake it: one byte on the pipe (cheaper than
+        `call_soon_threadsafe`, which also builds a handle and a context per frame)."""
+        self._queue.append(item)
+        try:  # (per frame: no context manager)  # noqa: SIM105
+            os.write(self._wfd, b"\0")
+        except BlockingIOError:  # the loop is far behind; it drains the queue anyway
+            pass
 
     def _emit(self, event: CaptureEvent) -> None:
         if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._on_event, event)
+            self._post(event)
 
     def _run(self) -> None:
+        try:
+            self._capture()
+        finally:
+            try:
+                self._loop.call_soon_threadsafe(self._close_pipe)
+            except RuntimeError:  # the loop is closed: nobody reads the pipe any more
+                os.close(self._rfd)
+                os.close(self._wfd)
+
+    def _capture(self) -> None:
         while not self._stop.is_set():
             pcm = self._open_with_retry()
             if pcm is None:
@@ -219,4 +271,4 @@ class AlsaCapture:
             frame = Frame(self._seq, bytes(data), wall, mono, s.frame_ms)
             self._seq += 1
             self.frames_captured += 1
-            self._loop.call_soon_threadsafe(self._on_frame, frame)
+            self._post(frame)

@@ -1,7 +1,8 @@
 """One v3 streaming session over a WebSocket (the I/O adapter).
 
 Opens the connection with a single-use token, waits for `Begin`, then runs a sender
-(frames from the shared `AudioBuffer`, coalesced and paced by `plan_message`), a receiver
+(`Sender`: frames from the shared `AudioBuffer`, coalesced and paced by `plan_message`,
+sent straight from the per-frame hand-off while it is idle), a receiver
 (server messages -> final turns) and a rotation watch (`RotationPlan`) until the server
 ends the session, the session is rotated before its cap, or the daemon stops. A deliberate
 end drains the buffer, sends `Terminate` and waits a bounded time for `Termination`.
@@ -43,8 +44,9 @@ from edgecap.protocol.messages import (
 )
 from edgecap.protocol.turns import TurnAssembler
 from edgecap.protocol.url import redact_url, streaming_url
-from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
+from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.rotation import RotationPlan
+from edgecap.streaming.sender import Sender
 from edgecap.streaming.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.timeline import AudioTimeline
 from edgecap.transcript import TranscriptTurn, build_transcript_turn
@@ -83,11 +85,11 @@ class StreamingSession:
         self._server_error: ServerError | None = None
         self._terminate_sent = False
         self._turns = 0
-        self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
         self._turn_event = asyncio.Event()
         self._last_final_at: float | None = None
         self._last_turn_message_at: float | None = None
         self.plan: RotationPlan | None = None
+        self._sender: Sender | None = None  # while `run()` runs
 
     # -- opening -----------------------------------------------------------------------
 
@@ -187,7 +189,15 @@ class StreamingSession:
         )
         self._buffer.rewind()  # nothing of an earlier session is pending confirmation
         replayed = self._buffer.backlog_ms
-        sender = asyncio.create_task(self._send_loop(), name="edgecap-send")
+        self._sender = Sender(
+            self._ws,
+            s,
+            self._buffer,
+            audio_ready=self._audio_ready,
+            timeline=self._timeline,
+            turn_open=lambda: self.turn_open,
+        )
+        sender = asyncio.create_task(self._sender.run(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
         stopper = asyncio.create_task(stop.wait(), name="edgecap-stop-wait")
         rotator = asyncio.create_task(self._rotation_watch(), name="edgecap-rotation")
@@ -267,7 +277,8 @@ class StreamingSession:
         try:
             if drain:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drain(), timeout)
+                    assert self._sender is not None
+                    await asyncio.wait_for(self._sender.drain(), timeout)
             await self._ws.send(TERMINATE)
             self._terminate_sent = True
             await asyncio.wait_for(asyncio.shield(receiver), timeout)
@@ -282,41 +293,12 @@ class StreamingSession:
             receiver.cancel()
             await self._ws.close()
 
-    async def _send_message(self, *, draining: bool = False) -> int:
-        """Send the next coalesced message when pacing allows; returns the ms sent (0:
-        nothing to send)."""
-        assert self._ws is not None
-        while True:
-            frames, wait = plan_message(
-                self._buffer, self._pacer, time.monotonic(), draining=draining
-            )
-            if frames:
-                break
-            if wait <= 0:
-                return 0
-            await asyncio.sleep(wait)  # pacing, not synchronisation
-        ms = sum(f.duration_ms for f in frames)
-        pcm = pad_message(b"".join(f.pcm for f in frames), self.settings.params.sample_rate)
-        await self._ws.send(pcm)
-        self._buffer.mark_sent(len(frames))
-        self._pacer.sent(ms / 1000, time.monotonic())
-        for f in frames:
-            self._timeline.append(f.duration_ms, f.captured_at)
-        if self._assembler.open_turn is None:
-            self._buffer.keep_recent_history(self.settings.idle_history_ms)
-        return ms
-
-    async def _send_loop(self) -> None:
-        while True:
-            if not await self._send_message():
-                self._audio_ready.clear()
-                await self._audio_ready.wait()
-
-    async def _drain(self) -> None:
-        """Send what is buffered now (not what capture adds meanwhile)."""
-        left = self._buffer.backlog_ms
-        while left > 0 and (sent := await self._send_message(draining=True)):
-            left -= sent
+    def audio_arrived(self) -> bool:
+        """Capture added a frame to the buffer (on the loop, once per frame): while the
+        sender is idle the frame is sent from here (see `Sender.offer`). False: wake the
+        sender task through `audio_ready` instead."""
+        sender = self._sender
+        return sender is not None and sender.offer()
 
     async def _receive_loop(self) -> None:
         assert self._ws is not None

@@ -175,8 +175,11 @@ class SessionSupervisor:
         self._audio_arrived()
 
     def _audio_arrived(self) -> None:
-        """Tell the sender that a frame is waiting (the per-frame hand-off)."""
-        self._audio_ready.set()
+        """Tell the sender that a frame is waiting (the per-frame hand-off): an idle
+        session sends it at once; otherwise its sender task wakes."""
+        session = self.current
+        if session is None or not session.audio_arrived():
+            self._audio_ready.set()
 
     # -- turns and states ----------------------------------------------------------------
 
