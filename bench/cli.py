@@ -13,7 +13,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import phase_reconnect, phase_soak, phase_startup, phase_stream
+from bench import (
+    phase_billing,
+    phase_catchup,
+    phase_reconnect,
+    phase_soak,
+    phase_startup,
+    phase_stream,
+)
 from bench.contenders import gate_available
 from bench.context import bench_stack, say
 from bench.document import markdown
@@ -21,7 +28,7 @@ from bench.machine import machine, versions
 from bench.report import Report, console
 from bench.stack import REPO, BenchError, pin_harness
 
-PHASES = ("stream", "startup", "reconnect")
+PHASES = ("stream", "startup", "reconnect", "catchup", "billing")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -64,6 +71,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run every contender on the last CPU and the harness on the others (same core "
         "conditions for all, but multi-threaded clients then share one core)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also stream with the edgecap package in DIR (e.g. an unpacked `git archive` of "
+        "an earlier commit), side by side with this checkout's: an A/B comparison",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="KEYS",
+        default="",
+        help="stream phase: run only these contenders (comma-separated keys: edgecap, "
+        "edgecapvoice, sdk, floor, edgecap100, floor100, edgecapshm, edgecapbase)",
+    )
+    parser.add_argument(
+        "--billing-minutes",
+        type=float,
+        help="length of the 10 %%-speech billing scenario (3; --quick 1.5; the issue's is 10)",
+    )
+    parser.add_argument(
+        "--outages", help="catch-up outages in seconds, comma-separated (5,20; --quick 5)"
+    )
     parser.add_argument("--skip", action="append", choices=PHASES, default=[])
     parser.add_argument(
         "--output", type=Path, help="Markdown report (docs/benchmarks.md; none with --quick)"
@@ -81,6 +110,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "reconnect_daemons": 2 if quick else 10,
         "drops_each": 1 if quick else 2,
         "drop_after": 5.0 if quick else phase_reconnect.default_drop_after(),
+        "billing_minutes": 1.5 if quick else 3.0,
+        "outages": "5" if quick else "5,20",
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -118,6 +149,8 @@ async def run(args: argparse.Namespace, workdir: Path, command: str) -> Report:
                     with_extras=not args.quick,
                     window=report.window,
                     windows=args.windows,
+                    baseline=args.baseline.resolve() if args.baseline else None,
+                    only=frozenset(k for k in args.only.split(",") if k),
                 )
             except BenchError as exc:
                 report.notes.append(f"streaming phase failed: {exc}")
@@ -137,6 +170,19 @@ async def run(args: argparse.Namespace, workdir: Path, command: str) -> Report:
                 )
             except BenchError as exc:
                 report.reconnect = phase_reconnect.ReconnectResult(reason=str(exc))
+        if "catchup" not in args.skip:
+            outages = tuple(float(x) for x in args.outages.split(",") if x)
+            say(f"\n==> catch-up after outages of {args.outages} s")
+            try:
+                report.catchup = await phase_catchup.run(outages)
+            except (BenchError, AssertionError, TimeoutError) as exc:
+                report.catchup = phase_catchup.CatchUpResult(reason=str(exc))
+        if "billing" not in args.skip and gate_available():
+            say(f"\n==> billing ratio ({args.billing_minutes:g} min, 10 % speech)")
+            try:
+                report.billing = await phase_billing.run(bench, args.billing_minutes)
+            except BenchError as exc:
+                report.notes.append(f"billing phase failed: {exc}")
         if args.soak:
             say(f"\n==> soak ({args.soak:g} min)")
             try:

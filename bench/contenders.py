@@ -99,7 +99,7 @@ def sim_script(cycles: int) -> list[str]:
 
 def gate_available() -> bool:
     """True once edgecap's config has `session.gate` (the billing-guard issue)."""
-    from edgecap.config.model import SessionConfig
+    from edgecap.config import SessionConfig
 
     return "gate" in SessionConfig.model_fields
 
@@ -122,6 +122,8 @@ def edgecap_config(
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
         "logging": {"target": "stderr"},
     }
+    if gate is None and gate_available():
+        gate = "always"  # streaming from the start; the gate has its own phase (billing)
     if gate is not None:
         sections["session"] = {"gate": gate}
     state = state_dir or path.parent / f"state-{device_id}"
@@ -137,10 +139,14 @@ def edgecap_process(
     log_path: Path,
     *,
     notify_socket: Path | None = None,
+    tree: Path | None = None,
 ) -> ClientProcess:
+    """`tree`: run the `edgecap` package found there instead of this checkout's."""
     extra = {**source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": urls.credential}
     if notify_socket is not None:
         extra["NOTIFY_SOCKET"] = str(notify_socket)
+    if tree is not None:
+        extra["PYTHONPATH"] = str(tree)
     argv = [sys.executable, "-m", "edgecap", "run", "--config", str(config)]
     return ClientProcess(name, argv, child_env(extra), log_path)
 

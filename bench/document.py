@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.phase_billing import section as billing_section
+from bench.phase_catchup import section as catchup_section
 from bench.phase_stream import StreamResult
 from bench.report import (
     Report,
@@ -60,16 +62,21 @@ def findings(r: Report) -> list[str]:
             f"used {edge_thread(edge)} CPU s and the event loop thread "
             f"{edge.cpu_main_thread_s:.2f} s; the floor's single loop "
             f"{floor.cpu_main_thread_s:.2f} s. "
-            "Per frame, edgecap hands the period from the capture thread to the "
-            "event loop (`call_soon_threadsafe`: a self-pipe write and an extra loop "
-            "wake-up), wakes the sender task through an `asyncio.Event`, plans and paces the "
-            "message, and sends it through websockets' asyncio path (an async context manager "
-            "per message); the floor does one blocking read and one blocking send in one "
-            "thread, and the SDK a queue hand-off to its writer thread. Section 6 shows the "
-            "split. `audio.frame_ms = 100` is the configuration lever that exists today (it "
-            "delays audio to the server by 50 ms more per message); in code, sending from the "
-            "frame callback when the sender is idle, without the Event round trip, would "
-            "remove one loop iteration per frame (streaming/session.py)."
+            "Per frame, edgecap's capture thread queues the period and writes one byte to a "
+            "pipe the event loop watches; the loop wakes once, plans and paces the message "
+            "and, while the sender task is idle, sends it right there (websockets' asyncio "
+            "`send`, started eagerly: it finishes without a task switch when the socket has "
+            "room), then updates the replay buffer, the timeline and the pacer. The floor does "
+            "one blocking read and one blocking send in one thread, and the SDK a queue "
+            "hand-off to its writer thread. So edgecap wakes two threads per frame where the "
+            "floor wakes one (a wake-up, with cold caches, costs more than the few dozen "
+            "Python calls each thread then makes), and what remains is the asyncio loop "
+            "iteration and websockets' per-message path (an async context manager, a fresh "
+            "mask). Section 6 shows the "
+            "split. `audio.frame_ms = 100` is the configuration lever (it halves the messages "
+            "and delays audio to the server by 50 ms more per message); reaching the floor's "
+            "single wake-up would need the capture read on the event loop itself (ALSA poll "
+            "descriptors), which the FIFO-fed test device cannot exercise."
         )
     if edge and sdk:
         vs_sdk = fmt_ratio(ratio(edge.cpu_per_audio_min, sdk.cpu_per_audio_min))
@@ -141,6 +148,14 @@ arrival (both `CLOCK_MONOTONIC`). The "100 ms frames" rows (edgecap with
 overhead costs; their "x floor" is against the floor with the same frame size."""
 
 
+def billing_lines(r: Report) -> list[str]:
+    """The billing phase's section, one heading level down (it sits inside section 3)."""
+    if r.billing is None:
+        why = "needs `session.gate`" if not r.gate_available else "skipped in this run"
+        return [f"**Billing ratio** (billed ÷ speech seconds): not measured ({why})."]
+    return ["#" + line if line.startswith("## ") else line for line in billing_section(r.billing)]
+
+
 def markdown(r: Report) -> str:
     edge = r.by_kind("edgecap")
     gate = (
@@ -148,11 +163,6 @@ def markdown(r: Report) -> str:
         if r.gate_available
         else "not available yet: the daemon has no `session.gate` (the billing-guard issue "
         "adds it); the benchmark runs it automatically once the key exists"
-    )
-    billing = (
-        'not yet measured: needs `session.gate = "voice"` (billing-guard issue)'
-        if not r.gate_available
-        else "not yet measured by this script"
     )
     parts = [
         "# Benchmarks",
@@ -202,10 +212,14 @@ def markdown(r: Report) -> str:
         "",
         reconnect_section(r.reconnect),
         "",
-        "**Catch-up** after 5 s and 20 s outages: not yet measured (resilient-streaming "
-        "issue: replay buffer and catch-up rate).",
+        "**Catch-up** (the resilient-streaming issue's measurement: the daemon's own "
+        "supervisor, session, buffer and pacer against the simulators; a drop, then every "
+        "connect refused for the outage; live again = backlog <= 100 ms; the backlog drains "
+        "at `catchup_rate` - 1):",
         "",
-        f"**Billing ratio** (billed ÷ speech seconds, `voice` against `always`): {billing}.",
+        catchup_section(r.catchup),
+        "",
+        *billing_lines(r),
         "",
         "## 4. Start-up",
         "",

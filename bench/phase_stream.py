@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from itertools import zip_longest
+from pathlib import Path
 from typing import Any
 
 from bench import proc
@@ -33,6 +34,7 @@ from bench.stack import BenchError
 from bench.stats import Summary, per_audio_minute, steady, summarize
 
 SETTLE_S = 3.0
+GATED = "edgecapvoice"  # no session while silent: no start-up wait, no latency bursts
 FINALS_GRACE_S = 3.0
 
 
@@ -85,9 +87,12 @@ class Entry:
     gate: str | None = None
     frame_ms: int = 50
     spool_in_memory: bool = False
+    tree: Path | None = None  # another source tree's edgecap (`--baseline`)
 
 
-def lineup(with_extras: bool) -> list[Entry]:
+def lineup(
+    with_extras: bool, baseline: Path | None = None, only: frozenset[str] = frozenset()
+) -> list[Entry]:
     """The contenders, edgecap first (the targets use the first edgecap row)."""
     entries: list[Entry] = []
     if gate_available():
@@ -102,7 +107,11 @@ def lineup(with_extras: bool) -> list[Entry]:
         # what the spool's fsync adds to the latency: the state directory on tmpfs
         label = "edgecap, spool on tmpfs"
         entries.append(Entry("edgecapshm", label, "edgecap", spool_in_memory=True))
-    return entries
+    if baseline is not None:  # an A/B run: the same daemon from another source tree
+        label = f"edgecap from {baseline}"
+        gate = "always" if gate_available() else None  # the baseline must accept it too
+        entries.append(Entry("edgecapbase", label, "edgecap", gate, tree=baseline))
+    return [e for e in entries if e.key in only] if only else entries
 
 
 async def _start_contenders(
@@ -130,7 +139,7 @@ async def _start_contenders(
                 frame_ms=e.frame_ms,
                 state_dir=state_dir,
             )
-            process = edgecap_process(key, config, source, urls, log)
+            process = edgecap_process(key, config, source, urls, log, tree=e.tree)
         elif kind == "sdk":
             process = sdk_process(key, source, urls, log)
         else:
@@ -156,6 +165,8 @@ def _finals(sessions: list[dict[str, Any]]) -> list[str]:
 
 async def _wait_streaming(bench: Bench, contenders: list[Contender]) -> None:
     for c in contenders:
+        if c.key == GATED:
+            continue  # it opens its session when the speech program starts
         try:
             await bench.host.call("wait_streaming", name=c.key, index=0, timeout=60)
         except BenchError as exc:
@@ -287,10 +298,12 @@ async def run(
     with_extras: bool = True,
     window: Window | None = None,
     windows: int = 1,
+    baseline: Path | None = None,
+    only: frozenset[str] = frozenset(),
 ) -> list[StreamResult]:
     program = speech_program(seconds / windows)
     script = list(program.texts) * (windows + 1)  # the simulator names turns in this order
-    contenders = await _start_contenders(bench, script, lineup(with_extras))
+    contenders = await _start_contenders(bench, script, lineup(with_extras, baseline, only))
     results: dict[str, StreamResult] = {}
     try:
         say(f"  {len(contenders)} contenders started; waiting until each one streams")
@@ -303,8 +316,8 @@ async def run(
             say(f"  window {i + 1}/{windows}: {program.seconds:.0f} s of speech to all at once")
             await measure_window(bench, contenders, program, window or Window(), results)
         for c in contenders:
-            if results[c.key].frame_ms != 50:
-                continue  # the same code path as its 50 ms twin
+            if results[c.key].frame_ms != 50 or c.key == GATED:
+                continue  # the same path as its 50 ms (or gate-off) twin
             say(f"  latency: {latency_turns} final turns to {c.label}")
             await measure_latency(bench, c, results[c.key], latency_turns, interval)
         if profile_s > 0:
@@ -321,6 +334,6 @@ async def run(
         r = results[c.key]
         r.clean_end = bool(sessions) and sessions[-1]["terminate_received"]
         r.clean_end = r.clean_end and sessions[-1]["close_code"] == 1000
-        if len(sessions) != 1 and c.key != "edgecapvoice":  # a gated daemon opens several
+        if len(sessions) != 1 and c.key != GATED:  # a gated daemon opens several
             r.notes.append(f"{len(sessions)} sessions (expected 1)")
     return [results[c.key] for c in contenders]

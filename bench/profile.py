@@ -24,7 +24,14 @@ _THREAD = re.compile(r"^thread \(\d+\): ")
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "capture thread → event loop hand-off",
-        ("call_soon_threadsafe", "_write_to_self", "_read_from_self", "_process_self_data"),
+        (
+            "AlsaCapture._post ",
+            "AlsaCapture._deliver ",
+            "call_soon_threadsafe",
+            "_write_to_self",
+            "_read_from_self",
+            "_process_self_data",
+        ),
     ),
     ("WebSocket framing and socket writes (websockets)", ("websockets/", "SocketTransport")),
     ("MQTT and the spool (paho, SQLite)", ("paho/", "edgecap/mqtt/", "sqlite")),

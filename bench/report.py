@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.phase_billing import BillingResult
+from bench.phase_billing import section as billing_section
+from bench.phase_catchup import CatchUpResult
+from bench.phase_catchup import section as catchup_section
 from bench.phase_reconnect import ReconnectResult
 from bench.phase_soak import SoakResult
 from bench.phase_startup import StartupResult
@@ -36,6 +40,8 @@ class Report:
     turn_interval_s: float = 0.04
     window: Window = field(default_factory=Window)
     notes: list[str] = field(default_factory=list)
+    catchup: CatchUpResult | None = None
+    billing: BillingResult | None = None
 
     def by_kind(self, kind: str, frame_ms: int = 50) -> StreamResult | None:
         return next((r for r in self.stream if r.kind == kind and r.frame_ms == frame_ms), None)
@@ -260,6 +266,8 @@ def console(r: Report) -> str:
             cpu_table(r),
             latency_table(r),
             reconnect_section(r.reconnect),
+            "catch-up:\n" + catchup_section(r.catchup),
+            "\n".join(billing_section(r.billing)) or "billing: not run",
             startup_section(r.startup) if r.startup else "start-up: not run",
             soak_section(r.soak),
         ]

@@ -113,6 +113,11 @@ class NamedSim:
             "closed_by": rec.closed_by,
             "error": rec.error,
             "session_duration_seconds": rec.session_duration_seconds,
+            "open_seconds": (
+                rec.closed_at - rec.begin_at
+                if rec.closed_at is not None and rec.begin_at is not None
+                else None
+            ),
             "token_age_s": self._token_age(rec),
             "stamps": asdict(self.stamps.get(rec.index, Stamps())),
         }
