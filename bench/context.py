@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.contenders import SimUrls
 from bench.stack import Changes, SimHost, TurnSubscriber
@@ -37,6 +38,12 @@ class Bench:
         reply = await self.host.call("start", name=name, script=script, max_rate=max_rate)
         keys = ("streaming_url", "token_service_url", "api_key", "credential")
         return SimUrls(*(str(reply[k]) for k in keys))
+
+    async def sessions(self, name: str) -> list[dict[str, Any]]:
+        """What simulator `name` saw, one summary per session (see bench/simhost.py)."""
+        reply = await self.host.call("sessions", name=name)
+        sessions: list[dict[str, Any]] = reply["sessions"]
+        return sessions
 
     def source(self, name: str, period_frames: int = 800) -> AlsaFifoSource:
         """A started FIFO-fed ALSA capture device `name` (stopped when the bench ends)."""

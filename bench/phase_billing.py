@@ -23,7 +23,6 @@ import difflib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench import proc
 from bench.contenders import edgecap_config, edgecap_process
@@ -191,12 +190,6 @@ async def _wait_log(process: ClientProcess, fragment: str, timeout: float) -> No
     raise BenchError(f"{process.name}: no {fragment!r} in the log\n{process.log_tail()}")
 
 
-async def _sessions(bench: Bench, key: str) -> list[dict[str, Any]]:
-    reply = await bench.host.call("sessions", name=key)
-    sessions: list[dict[str, Any]] = reply["sessions"]
-    return sessions
-
-
 async def _start(
     bench: Bench, gate: str, program: BillingProgram
 ) -> tuple[str, AlsaFifoSource, ClientProcess]:
@@ -261,7 +254,7 @@ async def run(bench: Bench, minutes: float) -> BillingResult:
 async def _wait_closed(bench: Bench, key: str, timeout: float) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sessions = await _sessions(bench, key)
+        sessions = await bench.sessions(key)
         if all(s["close_code"] is not None for s in sessions):
             return
         await asyncio.sleep(0.5)
@@ -269,7 +262,7 @@ async def _wait_closed(bench: Bench, key: str, timeout: float) -> None:  # noqa:
 
 async def _mode_result(bench: Bench, key: str, program: BillingProgram, cpu: float) -> ModeResult:
     gate = key.removeprefix("bill")
-    sessions = await _sessions(bench, key)
+    sessions = await bench.sessions(key)
     m = ModeResult(gate, sessions=len(sessions), cpu_s=cpu)
     for s in sessions:
         open_s = float(s.get("open_seconds") or 0.0)

@@ -95,7 +95,7 @@ async def run(
                 result.notes.append(f"{name}: no session #{drops_each}: {outcome}")
                 result.notes.append(process.log_tail(5))
                 continue
-            sessions = (await bench.host.call("sessions", name=name))["sessions"]
+            sessions = await bench.sessions(name)
             for gap, prefetched in reconnects(sessions, drops_each):
                 result.gaps_ms.append(gap)
                 result.prefetched += prefetched

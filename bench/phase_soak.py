@@ -120,7 +120,7 @@ async def run(bench: Bench, minutes: float, drop_every: float, broker_every: flo
     result.rss_growth = growth(result.rss_baseline_mb, result.rss_final_mb)
     fds = [n for _, _, n in result.samples]
     result.fds_baseline, result.fds_final, result.fds_max = fds[len(fds) // 5], fds[-1], max(fds)
-    sessions = (await bench.host.call("sessions", name="soak"))["sessions"]
+    sessions = await bench.sessions("soak")
     result.sessions = len(sessions)
     result.server_drops = sum(1 for s in sessions if s["close_code"] == 1006)
     gaps = gaps_from_sessions(sessions, len(sessions) - 1)

@@ -149,12 +149,6 @@ async def _start_contenders(
     return contenders
 
 
-async def _sessions(bench: Bench, key: str) -> list[dict[str, Any]]:
-    reply = await bench.host.call("sessions", name=key)
-    sessions: list[dict[str, Any]] = reply["sessions"]
-    return sessions
-
-
 def _audio_s(sessions: list[dict[str, Any]]) -> float:
     return float(sum(s["audio_ms"] for s in sessions)) / 1000
 
@@ -181,8 +175,8 @@ async def measure_window(
     results: dict[str, StreamResult],
 ) -> None:
     """Stream `program` to every contender at once; add what it cost to `results`."""
-    before = {c.key: _audio_s(await _sessions(bench, c.key)) for c in contenders}
-    finals_before = {c.key: len(_finals(await _sessions(bench, c.key))) for c in contenders}
+    before = {c.key: _audio_s(await bench.sessions(c.key)) for c in contenders}
+    finals_before = {c.key: len(_finals(await bench.sessions(c.key))) for c in contenders}
     mqtt_before = {c.key: len(bench.subscriber.of_device(c.device_id)) for c in contenders}
     samplers = [proc.Sampler(c.process.pid).start() for c in contenders]
     host_pid = bench.host.pid
@@ -205,7 +199,7 @@ async def measure_window(
     window.seconds += t1 - t0
     window.simulator_cpu_s += host1 - host0
     window.count += 1
-    after = {c.key: _audio_s(await _sessions(bench, c.key)) for c in contenders}
+    after = {c.key: _audio_s(await bench.sessions(c.key)) for c in contenders}
     for sampler in samplers:
         await sampler.stop()
     await asyncio.sleep(FINALS_GRACE_S)  # the last turn's end-of-turn silence, then delivery
@@ -229,7 +223,7 @@ async def measure_window(
         r.rss_steady_mb = steady(r.rss_samples_mb)
         r.rss_peak_mb = max(r.rss_peak_mb, sampler.peak_mb)
         r.utterances += len(program.texts)
-        sessions = await _sessions(bench, c.key)
+        sessions = await bench.sessions(c.key)
         server_finals = _finals(sessions)[finals_before[c.key] :]
         r.finals_sent += len(server_finals)
         r.deflate = any("permessage-deflate" in s.get("extensions", "") for s in sessions)
@@ -330,7 +324,7 @@ async def run(
             if c.key in results:
                 results[c.key].exit_code = code
     for c in contenders:
-        sessions = await _sessions(bench, c.key)
+        sessions = await bench.sessions(c.key)
         r = results[c.key]
         r.clean_end = bool(sessions) and sessions[-1]["terminate_received"]
         r.clean_end = r.clean_end and sessions[-1]["close_code"] == 1000

@@ -338,7 +338,8 @@ class Daemon:
             "reload: config %s re-read; changed: %s", new.path, ", ".join(changed) or "nothing"
         )
         if "session" in changed:
-            configure_ledger(self.ledger, new.config)
+            if configure_ledger(self.ledger, new.config).reset_at != old.config.session.reset_time:
+                self.ledger_store.recount(time.time())  # the billing days moved
             o, n = old.config.session, new.config.session
             if (o.gate, o.vad_threshold, o.vad_hangover_ms, o.preroll_ms, o.idle_close_seconds) != (
                 n.gate,

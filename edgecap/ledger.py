@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
+
+HEARTBEAT_SECONDS = 10.0
+"""How often an open session is written down; after a crash it counts this much more."""
+BilledBy = Literal["server", "local", "recovered"]
+"""Where billed seconds came from: Termination, measured locally, estimated after a crash."""
 
 
 @dataclass

@@ -20,21 +20,18 @@ import logging
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
 
 from edgecap import statedb
-from edgecap.ledger import DayTotals, Ledger, billing_summary
+from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, DayTotals, Ledger
 
 log = logging.getLogger(__name__)
 
 FILENAME = "ledger.sqlite3"
 SCHEMA_VERSION = 1
-HEARTBEAT_SECONDS = 10.0
 REPLAY_SECONDS = 63 * 86400  # this month and the previous one, whatever the reset time
 KEEP_SECONDS = 400 * 86400  # about 13 months
 
-Source = Literal["server", "local", "recovered"]
-SOURCES: tuple[Source, ...] = ("server", "local", "recovered")
+SOURCES: tuple[BilledBy, ...] = ("server", "local", "recovered")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -61,7 +58,6 @@ class LedgerStore:
         self._db = db
         self.path = path
         self.ledger = ledger
-        self._open: dict[str, float] = {}  # session id -> started_at, this process only
         self._failing = False
 
     @classmethod
@@ -98,7 +94,6 @@ class LedgerStore:
 
     def session_opened(self, session_id: str, now: float) -> None:
         """A session started billing (call it when the WebSocket is open)."""
-        self._open[session_id] = now
         self._write(
             "INSERT INTO sessions (session_id, started_at, last_seen) VALUES (?, ?, ?) "
             "ON CONFLICT (session_id) DO NOTHING",
@@ -121,7 +116,7 @@ class LedgerStore:
         now: float,
         billed_seconds: float,
         speech_seconds: float,
-        source: Source,
+        source: BilledBy,
     ) -> DayTotals:
         """Persist the session's billed time, then add it to the ledger; today's totals.
 
@@ -130,7 +125,6 @@ class LedgerStore:
         """
         if source not in SOURCES:
             raise ValueError(f"unknown ledger source {source!r}")
-        self._open.pop(session_id, None)
         billed = max(0.0, billed_seconds)
         speech = max(0.0, speech_seconds)
         try:
@@ -154,20 +148,10 @@ class LedgerStore:
         )
         return self.ledger.record(_local(now), billed, speech)
 
-    def open_session_seconds(self, now: float) -> float:
-        """Running seconds of the sessions opened through this store and not yet closed."""
-        return sum(max(0.0, now - started) for started in self._open.values())
-
-    def summary(self, now: float, *, gate: str) -> dict[str, Any]:
-        """`billing_summary` at `now`, counting the sessions still open."""
-        return billing_summary(
-            self.ledger, _local(now), open_session_seconds=self.open_session_seconds(now), gate=gate
-        )
-
-    def use_ledger(self, ledger: Ledger, *, now: float) -> None:
-        """Replace the ledger (the reset time or budget changed): the stored sessions are
-        replayed into `ledger`, which should be empty."""
-        self.ledger = ledger
+    def recount(self, now: float) -> None:
+        """The reset time changed (config reload): count the stored sessions into the same
+        ledger again, on the new billing days."""
+        self.ledger.days.clear()
         self._replay(now)
 
     def close(self) -> None:

@@ -61,11 +61,6 @@ class Admission:
         self.preroll_from: float | None = None
         """Monotonic capture time from which audio is sent at the last onset."""
 
-    @property
-    def speech_seconds(self) -> float:
-        """Speech the detector heard (voice gating only)."""
-        return self.gate.speech_seconds
-
     def frame(
         self,
         now: float,

@@ -13,18 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from edgecap.audio.frame import Frame
 from edgecap.gate import GateMode, GateSettings
-from edgecap.ledger import Ledger
+from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, Ledger
 from edgecap.streaming.admission import Action, Admission, AdmissionSettings
 from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.types import SessionResult
 from edgecap.transcript import TranscriptTurn
-
-HEARTBEAT_SECONDS = 10.0
-BilledBy = Literal["server", "local", "recovered"]
 
 
 class BillingStore(Protocol):
