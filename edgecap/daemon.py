@@ -65,7 +65,8 @@ class Daemon:
         self.ledger = configure_ledger(Ledger(), cfg)
         self.ledger_store = LedgerStore.open(cfg.state_dir, self.ledger, now=time.time())
         voice = cfg.session.gate == "voice"
-        self.vad = MicroVadDetector(cfg.session.vad_threshold) if voice else None
+        s = cfg.session
+        self.vad = MicroVadDetector(s.vad_threshold, s.vad_quiet_dbfs) if voice else None
         self.supervisor = SessionSupervisor(
             self._session_settings,
             self.tokens,
@@ -341,13 +342,15 @@ class Daemon:
             if configure_ledger(self.ledger, new.config).reset_at != old.config.session.reset_time:
                 self.ledger_store.recount(time.time())  # the billing days moved
             o, n = old.config.session, new.config.session
-            if (o.gate, o.vad_threshold, o.vad_hangover_ms, o.preroll_ms, o.idle_close_seconds) != (
-                n.gate,
-                n.vad_threshold,
-                n.vad_hangover_ms,
-                n.preroll_ms,
-                n.idle_close_seconds,
-            ):
+            gate_keys = (
+                "gate",
+                "vad_threshold",
+                "vad_hangover_ms",
+                "vad_quiet_dbfs",
+                "preroll_ms",
+                "idle_close_seconds",
+            )
+            if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
                 log.warning("reload: gate and VAD changes take effect after a restart")
             log.info("reload: budget, reset time and session limits apply from now")
         if "endpointing" in changed:

@@ -32,6 +32,7 @@ class SessionConfig(_Section):
     preroll_ms: Int = Field(default=500, ge=0, le=2000)
     vad_threshold: Float = Field(default=0.5, gt=0, lt=1)
     vad_hangover_ms: Int = Field(default=300, ge=0, le=5000)
+    vad_quiet_dbfs: Float = Field(default=-50.0, ge=-96, le=-20)
     daily_budget_minutes: Float | None = Field(default=None, gt=0, le=1440)
     budget_reset_time: str = "00:00"
     inactivity_timeout_seconds: Int = Field(default=30, ge=0, le=3600)
