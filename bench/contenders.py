@@ -3,7 +3,9 @@
 * `edgecap` (gate off; and gate on once the billing guard adds `session.gate = "voice"`):
   the real daemon, `python -m edgecap run`, capturing through ALSA and publishing to MQTT;
 * `sdk`: the official `assemblyai` SDK's v3 `StreamingClient` (`bench.sdk_client`);
-* `floor`: a bare websockets client that only sends the frames (`bench.floor_client`).
+* `floor`: a bare websockets client that only sends the frames (`bench.floor_client`);
+  and the asyncio floor (`bench.async_floor_client`): the same, built like edgecap (a capture
+  thread handing frames to an event loop).
 
 Each reads its own FIFO-fed ALSA device (`AlsaFifoSource`), fed the same audio by the
 benchmark process at real time, and streams to its own simulator pair in the host process.
@@ -158,10 +160,12 @@ def sdk_process(name: str, source: AlsaFifoSource, urls: SimUrls, log_path: Path
 
 
 def floor_process(
-    name: str, source: AlsaFifoSource, urls: SimUrls, log_path: Path
+    name: str, source: AlsaFifoSource, urls: SimUrls, log_path: Path, *, asyncio: bool = False
 ) -> ClientProcess:
+    """The bare floor, or with `asyncio` the asyncio floor (`bench.async_floor_client`)."""
     url = f"{urls.streaming_url}?{urlencode(STREAM_QUERY)}"
-    argv = [sys.executable, "-m", "bench.floor_client", "--url", url]
+    module = "bench.async_floor_client" if asyncio else "bench.floor_client"
+    argv = [sys.executable, "-m", module, "--url", url]
     argv += ["--device", source.device, "--api-key", urls.api_key]
     argv += ["--period-frames", str(source.period_frames)]
     return ClientProcess(name, argv, child_env(source.env), log_path)

@@ -74,9 +74,25 @@ def findings(r: Report) -> list[str]:
             "iteration and websockets' per-message path (an async context manager, a fresh "
             "mask). Section 6 shows the "
             "split. `audio.frame_ms = 100` is the configuration lever (it halves the messages "
-            "and delays audio to the server by 50 ms more per message); reaching the floor's "
-            "single wake-up would need the capture read on the event loop itself (ALSA poll "
-            "descriptors), which the FIFO-fed test device cannot exercise."
+            "and delays audio to the server by 50 ms more per message)."
+        )
+    af = next((s for s in r.stream if s.key == "floorasync"), None)
+    if edge and floor and af and af.cpu_per_audio_min > 0:
+        out.append(
+            "**What the architecture costs.** The asyncio floor (a capture thread handing "
+            "each period to an event loop that sends it with websockets' asyncio client, and "
+            f"nothing else) uses {af.cpu_per_audio_min:.3f} CPU s per audio-minute, "
+            f"{fmt_ratio(ratio(af.cpu_per_audio_min, floor.cpu_per_audio_min))} the bare "
+            f"floor; edgecap is {fmt_ratio(ratio(edge.cpu_per_audio_min, af.cpu_per_audio_min))}"
+            " the asyncio floor. So most of the distance to the 1.2x target is the design "
+            "edgecap shares with any asyncio client that captures in a thread, not edgecap's "
+            "own work (buffering, pacing, gating, MQTT, spool). The capture thread is kept on "
+            "purpose: it blocks on the device and queues without limit, so a stalled event "
+            "loop (a slow disk commit, a long garbage collection) delays audio but never "
+            "loses it. Reading ALSA on the loop itself (non-blocking, by poll descriptors or "
+            "a timer) would save a wake-up per frame but bound a stall by the ALSA buffer "
+            "(200 ms here), and the FIFO-fed test device cannot exercise it (its poll "
+            "descriptor is always ready and its reads block on the FIFO)."
         )
     if edge and sdk:
         vs_sdk = fmt_ratio(ratio(edge.cpu_per_audio_min, sdk.cpu_per_audio_min))
@@ -128,12 +144,19 @@ two busy threads then share one core).
 
 - **edgecap**: the real daemon (`python -m edgecap run`), default configuration: token per
   session from the token-service simulator, durable transcript spool, MQTT to a local
-  mosquitto. "Gate off" is the only mode the current daemon has: it keeps one session open.
+  mosquitto. "Gate off" (`session.gate = "always"`) keeps one session open; "gate on" is
+  the default `voice` gate, which opens its session when the speech starts and runs the
+  voice-activity detector on every frame (the speech pauses are too short for its quiet
+  skip; the billing section measures that).
 - **AssemblyAI SDK**: the official `assemblyai` package's v3 `StreamingClient` (sync),
   `stream()` fed with the same 50 ms periods, same model and endpointing parameters, its
   default options (it offers permessage-deflate, which the simulator accepts).
 - **bare floor**: a loop that reads a period and sends it (websockets' sync client, no
   compression), plus a thread draining what the server sends. Nothing can do less.
+- **asyncio floor**: the same, built like edgecap: a thread blocks on the ALSA read and hands
+  each period to an asyncio event loop (`call_soon_threadsafe`), where websockets' asyncio
+  client sends it; nothing else. Its distance from the bare floor is what that design
+  costs; edgecap's distance from it is edgecap's own work.
 
 CPU is user + system time of all the process's threads from `/proc/PID/stat`, read at the
 start and end of each measuring window (the speech is split into a few windows). "CPU s /

@@ -35,6 +35,7 @@ from bench.stats import Summary, per_audio_minute, steady, summarize
 
 SETTLE_S = 3.0
 GATED = "edgecapvoice"  # no session while silent: no start-up wait, no latency bursts
+ASYNC_FLOOR = "floorasync"  # a floor built like edgecap (bench.async_floor_client)
 FINALS_GRACE_S = 3.0
 
 
@@ -101,6 +102,8 @@ def lineup(
     else:
         entries.append(Entry("edgecap", "edgecap (gate off)", "edgecap"))
     entries += [Entry("sdk", "AssemblyAI SDK", "sdk"), Entry("floor", "bare floor", "floor")]
+    # what the architecture costs: a capture thread handing frames to an event loop
+    entries.append(Entry(ASYNC_FLOOR, "asyncio floor (capture thread + event loop)", "floor"))
     if with_extras:  # what the per-message overhead costs: the same clients, 100 ms messages
         entries.append(Entry("edgecap100", "edgecap, 100 ms frames", "edgecap", frame_ms=100))
         entries.append(Entry("floor100", "bare floor, 100 ms frames", "floor", frame_ms=100))
@@ -143,7 +146,7 @@ async def _start_contenders(
         elif kind == "sdk":
             process = sdk_process(key, source, urls, log)
         else:
-            process = floor_process(key, source, urls, log)
+            process = floor_process(key, source, urls, log, asyncio=key == ASYNC_FLOOR)
         await process.start(bench.changes)
         contenders.append(Contender(key, label, kind, source, urls, process, device_id))
     return contenders
