@@ -46,6 +46,7 @@ class BillingProgram:
     texts: tuple[str, ...]
     speech_s: float  # the fixtures' speech, without their leading/trailing silence
     bursts: int
+    lead_s: float = 0.0  # the silence before the first burst
 
     @property
     def seconds(self) -> float:
@@ -78,7 +79,7 @@ def billing_program(
     quiet_s = max(0.0, total_s - sum(len(c) for c in chunks) / 32000)
     gap = silence(quiet_s / (bursts + 1))
     pcm = gap + b"".join(c + gap for c in chunks)
-    return BillingProgram(pcm, tuple(texts), speech, bursts)
+    return BillingProgram(pcm, tuple(texts), speech, bursts, len(gap) / 32000)
 
 
 @dataclass
@@ -120,6 +121,8 @@ class BillingResult:
     modes: list[ModeResult] = field(default_factory=list)
     vad_cpu_per_audio_min: float = 0.0
     detector: list[DetectorRow] = field(default_factory=list)
+    quiet_s: float = 0.0
+    quiet_cpu: dict[str, float] = field(default_factory=dict)  # gate -> CPU s / audio-min
     session_overhead_s: float = 0.0
     computed: list[ComputedRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -267,6 +270,16 @@ async def run(bench: Bench, minutes: float) -> BillingResult:
             await _wait_log(process, state, 60)
         cpu0 = [proc.cpu_seconds(p.pid) for _, _, p in started]
         handles = [src.play_pcm(program.pcm, "billing program") for _, src, _ in started]
+        if program.lead_s >= 10:  # a measuring window inside the silence before speech
+            await asyncio.sleep(2)
+            q0, t0 = [proc.cpu_seconds(p.pid) for _, _, p in started], time.monotonic()
+            await asyncio.sleep(program.lead_s - 3)
+            q1, result.quiet_s = (
+                [proc.cpu_seconds(p.pid) for _, _, p in started],
+                time.monotonic() - t0,
+            )
+            for (key, _, _), a, b in zip(started, q0, q1, strict=True):
+                result.quiet_cpu[key.removeprefix("bill")] = per_audio_minute(b - a, result.quiet_s)
         for handle in handles:
             await handle.await_done(program.seconds + 60)
         cpu1 = [proc.cpu_seconds(p.pid) for _, _, p in started]
@@ -340,6 +353,17 @@ def section(r: BillingResult | None) -> list[str]:
         "simulator). Billed seconds as the simulator counts them; target: voice <= 1.3x the "
         "speech, against about 10x for always.",
         "",
+        *(
+            [
+                f"While only listening to the silence before the first burst ({r.quiet_s:.0f} s"
+                ", no session for voice), CPU s per audio-minute: "
+                + ", ".join(f"{g} {v:.3f}" for g, v in r.quiet_cpu.items())
+                + ".",
+                "",
+            ]
+            if r.quiet_cpu
+            else []
+        ),
         "| gate | sessions | billed s | simulator open s | billed / speech | words lost | "
         "turns | CPU s / audio-min |",
         "|---|---|---|---|---|---|---|---|",

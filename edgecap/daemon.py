@@ -140,6 +140,8 @@ class Daemon:
         self.frames += 1
         self.liveness.frame(time.monotonic())
         self.supervisor.on_frame(frame)  # buffered; a full buffer is reported as a gap
+        if self.capture is not None:  # while only listening, quiet frames may come late
+            self.capture.hold_quiet = self.supervisor.billing.only_listening
 
     def on_capture_event(self, event: CaptureEvent) -> None:
         if event.kind == "opened":

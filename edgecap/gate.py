@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from edgecap.audio.level import level_limit, peak_below
+
 
 class GateMode(StrEnum):
     ALWAYS = "always"
@@ -97,20 +99,6 @@ class VoiceGate:
         """The session ended on its own (server, cap): reopen on the next onset."""
         if self.s.mode is GateMode.VOICE:
             self.open = False
-
-
-def level_limit(dbfs: float) -> int:
-    """The PCM16 sample magnitude of a peak level in dBFS (at least 1: -96 dBFS and below
-    mean "exact digital silence only")."""
-    return max(1, round(32768 * 10 ** (dbfs / 20)))
-
-
-def peak_below(pcm: bytes, limit: int) -> bool:
-    """Whether every PCM16 (native byte order) sample's magnitude is below `limit`."""
-    if limit <= 256 and pcm[1::2].translate(None, b"\x00\xff"):
-        return False  # a sample of magnitude >= 256 has a high byte other than 00/ff (fast)
-    samples = memoryview(pcm).cast("h")
-    return max(samples, default=0) < limit and min(samples, default=0) > -limit
 
 
 class VadModel(Protocol):

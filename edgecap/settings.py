@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgecap.audio.capture import CaptureSettings
+from edgecap.audio.level import level_limit
 from edgecap.config import Config, LoadedConfig
 from edgecap.gate import GateMode, GateSettings
 from edgecap.ledger import Ledger
@@ -26,6 +27,7 @@ def capture_settings(cfg: Config) -> CaptureSettings:
         periods=a.periods,
         reopen_min_seconds=a.reopen_min_seconds,
         reopen_max_seconds=a.reopen_max_seconds,
+        quiet_limit=level_limit(cfg.session.vad_quiet_dbfs) if cfg.session.gate == "voice" else 0,
     )
 
 

@@ -3,10 +3,13 @@
 Frames (and `CaptureEvent`s, in order) are handed to the asyncio loop through a queue and
 a byte on a non-blocking pipe the loop watches: one write and one read per frame, cheaper
 than `call_soon_threadsafe` (a handle, a context copy and a self-pipe round trip each).
-The thread never waits for the loop, so a slow consumer cannot stall the device. A device
-that is missing or vanishes is reported through `on_event` and re-opened with exponential
-backoff inside the thread (tenacity); the daemon does not exit. An overrun (`read()`
-returning -EPIPE) is counted and reported; the clock re-anchors on the next period.
+While the daemon is only listening for speech (no session, voice gate), quiet frames wait
+up to half a second and go with the next wake-up, so a quiet room wakes the loop twice a
+second instead of twenty times. The thread never waits for the loop, so a slow consumer
+cannot stall the device. A device that is missing or vanishes is reported through
+`on_event` and re-opened with exponential backoff inside the thread (tenacity); the daemon
+does not exit. An overrun (`read()` returning -EPIPE) is counted and reported; the clock
+re-anchors on the next period.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Literal
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from edgecap.audio.frame import CaptureClock, Frame
+from edgecap.audio.level import peak_below
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,11 @@ class CaptureSettings:
     periods: int = 4
     reopen_min_seconds: float = 1.0
     reopen_max_seconds: float = 30.0
+    quiet_limit: int = 0
+    """Peak magnitude below which a frame may wait for the next wake-up of the loop while
+    `AlsaCapture.hold_quiet` is set (0: never; the voice gate's `vad_quiet_dbfs`)."""
+    quiet_hold_ms: int = 500
+    """The longest a quiet frame waits."""
 
     @property
     def period_frames(self) -> int:
@@ -137,6 +146,10 @@ class AlsaCapture:
         self.frames_captured = 0
         self._queue: deque[Frame | CaptureEvent] = deque()  # thread -> loop, in order
         self._rfd = self._wfd = -1  # the wake-up pipe, from `start()` until the thread ends
+        self.hold_quiet = False
+        """Set on the loop while it is only listening (no session, voice gate): quiet frames
+        then wait in the queue, up to `quiet_hold_ms`, and the loop is woken once for them
+        all, or at once by the next frame that is not quiet."""
 
     def start(self) -> None:
         """Start the thread (call on the loop: it registers the hand-off pipe there)."""
@@ -249,6 +262,7 @@ class AlsaCapture:
         s = self.settings
         clock = CaptureClock(s.frame_ms / 1000)
         want = s.period_bytes
+        quiet, hold_max, held = s.quiet_limit, s.quiet_hold_ms // s.frame_ms, 0
         while not self._stop.is_set():
             try:
                 n, data = pcm.read()
@@ -271,4 +285,9 @@ class AlsaCapture:
             frame = Frame(self._seq, bytes(data), wall, mono, s.frame_ms)
             self._seq += 1
             self.frames_captured += 1
-            self._post(frame)
+            if quiet and self.hold_quiet and held + 1 < hold_max and peak_below(frame.pcm, quiet):
+                self._queue.append(frame)  # no wake-up: it goes with the next one
+                held += 1
+            else:
+                self._post(frame)
+                held = 0

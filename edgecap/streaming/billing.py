@@ -78,6 +78,9 @@ class BillingGuard:
         self._began_at: float | None = None
         self._heartbeat_at = 0.0
         self._speech = 0.0
+        self.only_listening = False
+        """After the last frame: the voice gate waits for speech, no session is open or
+        wanted (quiet audio may then reach `frame` late, in batches: `AlsaCapture`)."""
 
     @property
     def budget_out(self) -> bool:
@@ -112,6 +115,7 @@ class BillingGuard:
             self.wanted.clear()
             if not live:  # only the pre-roll is needed until speech starts
                 buffer.discard_unsent(adm.s.keep_ms)
+        self.only_listening = adm.voice and not live and not adm.wanted
         return action
 
     # -- sessions ------------------------------------------------------------------------
