@@ -78,7 +78,7 @@ class Daemon:
             status=self.status,
             retry=retry_settings(cfg),
             admission=admission_settings(cfg),
-            vad=self.vad.is_speech if self.vad is not None else None,
+            vad=self.vad,
             ledger=self.ledger,
             store=self.ledger_store,
             on_billing=self._session_recorded,

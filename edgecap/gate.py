@@ -105,6 +105,16 @@ class VadModel(Protocol):
     def process_10ms(self, audio: bytes) -> float: ...
 
 
+class SpeechDetector(Protocol):
+    def is_speech(self, pcm: bytes) -> bool:
+        """This frame's verdict."""
+        ...
+
+    def rest(self, pcm: bytes) -> None:
+        """A frame whose verdict nobody needs (a turn is open: the server hears speech)."""
+        ...
+
+
 SLICE_BYTES = 320  # 10 ms at 16 kHz, PCM16: the model's step
 
 
@@ -118,7 +128,8 @@ class MicroVadDetector:
     so its onsets stay within a frame or two of running it all along (docs/vad.md). The
     model is level invariant (it flags speech peaking at -48 dBFS), so speech quieter than
     `quiet_dbfs` after a quiet spell is not heard: the price of the saving, set by
-    `session.vad_quiet_dbfs`.
+    `session.vad_quiet_dbfs`. Frames passed to `rest` (while a turn is open) are not run
+    either, and warm the model the same way.
     """
 
     def __init__(
@@ -143,24 +154,37 @@ class MicroVadDetector:
         self._quiet_bytes = 0  # of quiet audio in a row
         self.frames = 0
         self.skipped_frames = 0
-        """Frames taken as silence by level alone (the model did not run)."""
+        """Frames the model did not run on (quiet, or at rest)."""
 
     def is_speech(self, pcm: bytes) -> bool:
-        self.frames += 1
-        if not peak_below(pcm, self._limit):
-            self._quiet_bytes = 0
-        elif self._quiet_bytes < self._hold_bytes:
-            self._quiet_bytes += len(pcm)  # the model still runs: its trailing verdicts
-        else:
-            self.skipped_frames += 1
-            if self._warm_bytes:
-                self._skipped += pcm
-                del self._skipped[: -self._warm_bytes]
+        if self._quiet_for(pcm) >= self._hold_bytes:
+            self._skip(pcm)  # quiet long enough: the model has nothing to say
             return False
+        self.frames += 1
         if self._skipped:
-            self._run(bytes(self._skipped))  # warm-up: its verdicts were silence already
+            self._run(bytes(self._skipped))  # warm-up: its verdicts are not needed
             self._skipped.clear()
         return self._run(pcm)
+
+    def rest(self, pcm: bytes) -> None:
+        self._quiet_for(pcm)
+        self._skip(pcm)
+
+    def _quiet_for(self, pcm: bytes) -> int:
+        """Bytes of quiet audio in a row before this frame (0 when it is not quiet)."""
+        if not peak_below(pcm, self._limit):
+            self._quiet_bytes = 0
+            return 0
+        before = self._quiet_bytes
+        self._quiet_bytes = min(before + len(pcm), self._hold_bytes)
+        return before
+
+    def _skip(self, pcm: bytes) -> None:
+        self.frames += 1
+        self.skipped_frames += 1
+        if self._warm_bytes:
+            self._skipped += pcm
+            del self._skipped[: -self._warm_bytes]
 
     def _run(self, pcm: bytes) -> bool:
         speech = False

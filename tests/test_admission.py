@@ -30,8 +30,19 @@ def frame(i: int, speech: bool) -> Frame:
     return Frame(i, SPEECH if speech else QUIET, 1_800_000_000 + t, t, 50)
 
 
-def is_speech(pcm: bytes) -> bool:
-    return pcm[:1] == b"\x01"
+class Detector:
+    """Speech when a frame starts with 01; counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.rested = 0
+
+    def is_speech(self, pcm: bytes) -> bool:
+        self.asked += 1
+        return pcm[:1] == b"\x01"
+
+    def rest(self, pcm: bytes) -> None:
+        self.rested += 1
 
 
 class Clock:
@@ -45,7 +56,7 @@ class Clock:
 
 
 def test_voice_sends_the_preroll_from_before_the_onset_and_nothing_older() -> None:
-    guard = BillingGuard(voice(preroll_ms=500), vad=is_speech)
+    guard = BillingGuard(voice(preroll_ms=500), vad=Detector())
     buffer = AudioBuffer(30_000, 50)
     actions = []
     for i in range(200):  # 10 s of silence, then speech
@@ -110,7 +121,7 @@ def test_budget_closes_at_the_next_pause_or_after_the_grace_at_the_latest() -> N
 
 
 def test_voice_does_not_open_while_the_budget_is_used_up() -> None:
-    guard = BillingGuard(voice(), vad=is_speech)
+    guard = BillingGuard(voice(), vad=Detector())
     guard.admission.exhaust(now=0.0)
     buffer = AudioBuffer(30_000, 50)
     for i in range(100):
@@ -214,3 +225,29 @@ def test_after_the_reset_the_next_onset_opens_a_session_again() -> None:
         actions.append(adm.frame(t, speech, session_live=False, **live))
         t += FRAME_S
     assert Action.OPEN in actions
+
+
+def test_while_a_turn_is_open_the_detector_rests_and_idle_time_counts_from_the_turn_end() -> None:
+    detector = Detector()
+    guard = BillingGuard(voice(idle_close_seconds=2.0), vad=detector)
+    buffer = AudioBuffer(30_000, 50)
+
+    def feed(i: int, speech: bool, turn_open: bool | None) -> Action:
+        f = frame(i, speech)
+        if turn_open is None:  # no session: the buffer keeps the pre-roll
+            buffer.append(f)
+            return guard.frame(f, buffer, turn_open)
+        return guard.frame(f, AudioBuffer(30_000, 50), turn_open)  # sent at once: none owed
+
+    actions = [feed(i, i >= 20, None) for i in range(30)]  # speech from 1.0 s
+    assert Action.OPEN in actions
+    asked = detector.asked
+    # the session is live: a turn is open through 4 s of speech and 1 s of its end silence
+    assert all(feed(i, i < 110, True) is Action.NONE for i in range(30, 130))
+    assert detector.asked == asked  # not asked while the server hears the turn
+    assert detector.rested == 100
+    # the turn is final; quiet follows: closed 2 s after it ended (+ the gate's onset window
+    # and 300 ms hang-over, as after any speech)
+    closed = next(i for i in range(130, 300) if feed(i, False, False) is Action.CLOSE_IDLE)
+    assert 2.0 <= (closed - 129) * FRAME_S <= 2.5
+    assert detector.asked == asked + closed - 129  # asked again once the turn is final

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from edgecap.audio.frame import Frame
-from edgecap.gate import GateMode, GateSettings
+from edgecap.gate import GateMode, GateSettings, SpeechDetector
 from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, Ledger
 from edgecap.streaming.admission import Action, Admission, AdmissionSettings
 from edgecap.streaming.buffer import AudioBuffer
@@ -56,7 +56,7 @@ class BillingGuard:
         self,
         admission: AdmissionSettings | None = None,
         *,
-        vad: Callable[[bytes], bool] | None = None,
+        vad: SpeechDetector | None = None,
         ledger: Ledger | None = None,
         store: BillingStore | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -99,7 +99,13 @@ class BillingGuard:
         adm = self.admission
         live = turn_open is not None
         listen = adm.voice and (live or not adm.budget_out)  # no VAD while nothing can open
-        speech = listen and self._vad is not None and self._vad(frame.pcm)
+        speech = False
+        if listen and self._vad is not None:
+            if turn_open:  # the server hears speech: the detector's verdict is not needed
+                self._vad.rest(frame.pcm)
+                speech = True
+            else:
+                speech = self._vad.is_speech(frame.pcm)
         action = adm.frame(
             frame.monotonic,
             speech,

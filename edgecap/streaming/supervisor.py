@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from edgecap.audio.frame import Frame
+from edgecap.gate import SpeechDetector
 from edgecap.ledger import Ledger
 from edgecap.protocol.errors import (
     Classified,
@@ -87,7 +88,8 @@ class SessionSupervisor:
       `on_state(state, detail, error_class)`, if given, is told of each state too.
     - `prefetch`: hold a spare token (False: fetch one per connect, for measurements).
     - `admission`: voice gating and budget rules (default: `always`, no budget); `vad`
-      tells speech from silence in a frame's PCM (needed for `voice`); `ledger` holds the
+      tells speech from silence in a frame's PCM (needed for `voice`; not asked while a
+      turn is open); `ledger` holds the
       billed time per day (the budget is checked every second) and `store` persists each
       session (see `BillingGuard`); `on_billing` is called after each session is recorded.
     - `clock`, `sleep`, `rng`: injectable for tests (virtual time for long back-offs).
@@ -108,7 +110,7 @@ class SessionSupervisor:
         retry: RetrySettings | None = None,
         prefetch: bool = True,
         admission: AdmissionSettings | None = None,
-        vad: Callable[[bytes], bool] | None = None,
+        vad: SpeechDetector | None = None,
         ledger: Ledger | None = None,
         store: BillingStore | None = None,
         on_billing: Callable[[], None] | None = None,
