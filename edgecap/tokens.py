@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,19 @@ def explain_token_status(status: int, source: str, retry_after: str | None = Non
     return f"{source} answered HTTP {status}: {hint}"
 
 
+def _transport(url: str) -> httpx.AsyncHTTPTransport | None:
+    """The transport for `url`; None = httpx's default (TLS verified against certifi's CAs).
+
+    A plain-http URL never uses TLS (redirects are not followed, and proxies from the
+    environment get httpx's default transports), so it gets an SSL context without CA
+    certificates (one that would fail closed) instead of one holding certifi's whole bundle
+    for the life of the daemon (about 1.2 MB resident).
+    """
+    if httpx.URL(url).scheme != "http":
+        return None
+    return httpx.AsyncHTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
 class TokenClient:
     """Fetches one fresh token per call."""
 
@@ -109,7 +123,7 @@ class TokenClient:
             "max_session_duration_seconds": token_session_limit(max_session_seconds),
         }
         self._timeout = timeout
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client or httpx.AsyncClient(timeout=timeout, transport=_transport(url))
 
     @property
     def url(self) -> str:

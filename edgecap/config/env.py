@@ -10,7 +10,6 @@ secret variables) are not overrides and are ignored here.
 from __future__ import annotations
 
 import copy
-import difflib
 import types
 from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
@@ -52,6 +51,8 @@ def apply_env_overrides(
         section, key = section_raw.lower(), key_raw.lower()
         model = SECTION_MODELS.get(section)
         if model is None:
+            import difflib  # only for a config problem: not kept in the running daemon
+
             close = difflib.get_close_matches(section, list(SECTION_MODELS), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             problems.append(

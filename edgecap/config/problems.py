@@ -7,7 +7,6 @@ never quoted back.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args
@@ -92,6 +91,8 @@ def suggest_key(model: type[BaseModel], name: str) -> str | None:
     lowered = {f.lower(): f for f in fields}
     if name.lower() in lowered:
         return lowered[name.lower()]
+    import difflib  # only for a config problem: not kept in the running daemon
+
     matches = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -206,6 +207,8 @@ def _describe(err: ErrorDetails, loc: Sequence[str]) -> str:
         text = f"must be one of {listed}"
         value = err.get("input")
         if isinstance(value, str) and choices:
+            import difflib  # only for a config problem: not kept in the running daemon
+
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
             if close:
                 text += f" (did you mean {json.dumps(close[0])}?)"
