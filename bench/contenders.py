@@ -148,7 +148,10 @@ def edgecap_process(
     if notify_socket is not None:
         extra["NOTIFY_SOCKET"] = str(notify_socket)
     if tree is not None:
+        # PYTHONSAFEPATH: `-m` would otherwise put the working directory (this checkout)
+        # first on sys.path, ahead of PYTHONPATH, and run this checkout's edgecap.
         extra["PYTHONPATH"] = str(tree)
+        extra["PYTHONSAFEPATH"] = "1"
     argv = [sys.executable, "-m", "edgecap", "run", "--config", str(config)]
     return ClientProcess(name, argv, child_env(extra), log_path)
 
