@@ -16,24 +16,19 @@ import asyncio
 import json
 import sys
 import threading
-import time
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.capture import open_capture, periods, stop_on_sigterm
-from bench.floor_client import FINAL_MARK
+from bench.floor_client import parse_args, report_final
 
 
 async def drain(ws: ClientConnection) -> None:
     try:
         async for message in ws:
-            if isinstance(message, str) and FINAL_MARK in message:
-                received = time.monotonic()
-                turn = json.loads(message)
-                if turn.get("turn_is_formatted"):
-                    print(f"final {turn['turn_order']} {received:.6f}", flush=True)
+            report_final(message)
     except ConnectionClosed:
         pass
 
@@ -74,12 +69,7 @@ async def stream(args: argparse.Namespace, stop: threading.Event) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--url", required=True, help="ws://.../v3/ws?... (query included)")
-    parser.add_argument("--device", required=True)
-    parser.add_argument("--api-key", required=True)
-    parser.add_argument("--period-frames", type=int, default=800, help="800 = 50 ms")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     stop = stop_on_sigterm()
     asyncio.run(stream(args, stop))
     return 0

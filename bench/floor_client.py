@@ -22,25 +22,35 @@ from bench.capture import open_capture, periods, stop_on_sigterm
 FINAL_MARK = '"end_of_turn": true'
 
 
+def report_final(message: str | bytes) -> None:
+    """Print `final TURN_ORDER MONOTONIC` when `message` is a final formatted Turn."""
+    if isinstance(message, str) and FINAL_MARK in message:
+        received = time.monotonic()
+        turn = json.loads(message)
+        if turn.get("turn_is_formatted"):
+            print(f"final {turn['turn_order']} {received:.6f}", flush=True)
+
+
 def drain(ws: ClientConnection) -> None:
     try:
         for message in ws:
-            if isinstance(message, str) and FINAL_MARK in message:
-                received = time.monotonic()
-                turn = json.loads(message)
-                if turn.get("turn_is_formatted"):
-                    print(f"final {turn['turn_order']} {received:.6f}", flush=True)
+            report_final(message)
     except ConnectionClosed:
         pass
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc: str | None) -> argparse.Namespace:
+    """The floors' command line (this one's and the asyncio floor's)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--url", required=True, help="ws://.../v3/ws?... (query included)")
     parser.add_argument("--device", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--period-frames", type=int, default=800, help="800 = 50 ms")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args(__doc__)
     stop = stop_on_sigterm()
     pcm = open_capture(args.device, args.period_frames)
     with connect(
