@@ -64,9 +64,10 @@ class Daemon:
         # Billed time per day, persisted in the state directory (survives restarts).
         self.ledger = configure_ledger(Ledger(), cfg)
         self.ledger_store = LedgerStore.open(cfg.state_dir, self.ledger, now=time.time())
-        voice = cfg.session.gate == "voice"
         s = cfg.session
-        self.vad = MicroVadDetector(s.vad_threshold, s.vad_quiet_dbfs) if voice else None
+        self.vad = (
+            MicroVadDetector(s.vad_threshold, s.vad_quiet_dbfs) if s.gate == "voice" else None
+        )
         self.supervisor = SessionSupervisor(
             self._session_settings,
             self.tokens,

@@ -29,6 +29,16 @@ class Frame(NamedTuple):
     """Duration of the frame in milliseconds."""
 
 
+def total_ms(frames: list[Frame]) -> int:
+    """Total duration of `frames` (e.g. one message)."""
+    if len(frames) == 1:  # the steady state: one frame per message
+        return frames[0].duration_ms
+    total = 0
+    for f in frames:
+        total += f.duration_ms
+    return total
+
+
 class CaptureClock:
     """Smooth capture timestamps from period sequence numbers."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from edgecap.audio.frame import Frame
+from edgecap.audio.frame import Frame, total_ms
 
 MAX_MESSAGE_MS = 1000
 MIN_MESSAGE_MS = 50
@@ -230,10 +230,10 @@ def plan_message(
         return [], 0.0
     if pacer.start is None:
         frames = buffer.peek_message(max(round(pacer.burst_s * 1000), first))
-        ms = duration_ms(frames)
+        ms = total_ms(frames)
     else:
         frames = buffer.peek_message(MAX_MESSAGE_MS) or buffer.peek_message(first)
-        ms = duration_ms(frames)
+        ms = total_ms(frames)
         wait = pacer.delay(now, ms / 1000)
         if wait > 1e-6:  # (not a rounding error)
             room_s = (buffer.max_ms - buffer.backlog_ms - first) / 1000
@@ -242,17 +242,7 @@ def plan_message(
             frames = buffer.peek_message(int(pacer.allowance(now) * 1000 + 1e-3))
             if not frames:
                 return [], max(1e-3, pacer.delay(now, first / 1000))
-            ms = duration_ms(frames)
+            ms = total_ms(frames)
     if ms < MIN_MESSAGE_MS and not draining:
         return [], 0.0
     return frames, 0.0
-
-
-def duration_ms(frames: list[Frame]) -> int:
-    """Total duration of `frames` (one message)."""
-    if len(frames) == 1:  # the steady state: one frame per message
-        return frames[0].duration_ms
-    total = 0
-    for f in frames:
-        total += f.duration_ms
-    return total

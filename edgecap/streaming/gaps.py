@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecap.audio.frame import Frame
+from edgecap.audio.frame import Frame, total_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class GapTracker:
         """Frames were dropped; returns True when this starts a new gap."""
         if not frames:
             return False
-        ms = sum(f.duration_ms for f in frames)
+        ms = total_ms(frames)
         end = frames[-1].captured_at + frames[-1].duration_ms / 1000
         gap = self._open
         if gap is None:

@@ -89,9 +89,9 @@ class SessionSupervisor:
     - `prefetch`: hold a spare token (False: fetch one per connect, for measurements).
     - `admission`: voice gating and budget rules (default: `always`, no budget); `vad`
       tells speech from silence in a frame's PCM (needed for `voice`; not asked while a
-      turn is open); `ledger` holds the
-      billed time per day (the budget is checked every second) and `store` persists each
-      session (see `BillingGuard`); `on_billing` is called after each session is recorded.
+      turn is open); `ledger` holds the billed time per day (the budget is checked every
+      second) and `store` persists each session (see `BillingGuard`); `on_billing` is
+      called after each session is recorded.
     - `clock`, `sleep`, `rng`: injectable for tests (virtual time for long back-offs).
     """
 
