@@ -37,3 +37,21 @@ def alsa_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Als
 @pytest.fixture(scope="session")
 def speech_fixtures() -> list[SpeechFixture]:
     return load_manifest()
+
+
+CATEGORIES = ("unit", "integration", "faults")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one category, so `-m unit` (seconds), `-m integration`
+    and `-m faults` (the fault matrix) split the suite without overlap."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if len({m.name for m in item.iter_markers() if m.name in CATEGORIES}) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            f"mark each test with exactly one of {', '.join(CATEGORIES)} "
+            f"(module `pytestmark` or the test itself): {', '.join(wrong[:5])}"
+        )

@@ -16,6 +16,8 @@ from edgecap.streaming.billing import BillingGuard
 from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.types import SessionResult
 
+pytestmark = pytest.mark.unit
+
 FRAME_S = 0.05
 SPEECH = b"\x01" * 1600
 QUIET = bytes(1600)

@@ -28,6 +28,8 @@ from bench.stats import (
     summarize,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_percentiles_interpolate_between_closest_ranks() -> None:
     assert percentile([4, 1, 3, 2], 50) == 2.5  # order does not matter

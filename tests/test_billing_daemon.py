@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgecap.sim import StreamingSimulator, TokenServiceSimulator
 from edgecap.sim.records import SessionRecord
 from tests.daemon_proc import DaemonProcess, stack_config
@@ -40,6 +42,8 @@ from tests.harness import (
     read_retained,
 )
 from tests.harness.audio import room_noise
+
+pytestmark = pytest.mark.integration
 
 CRED = "team-cred-billing-daemon-5e"
 DEVICE = "billing"

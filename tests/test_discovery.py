@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from edgecap.mqtt.discovery import (
     ATTRIBUTE_FIELDS,
     STATE_MAX_CHARS,
@@ -16,6 +18,8 @@ from edgecap.mqtt.discovery import (
 )
 from edgecap.mqtt.topics import Topics
 from edgecap.transcript import TranscriptTurn
+
+pytestmark = pytest.mark.unit
 
 TOPICS = Topics("edgecap", "kitchen-pi", "homeassistant")
 ID_CHARS = re.compile(r"^[a-zA-Z0-9_-]+$")  # HA: node/object ids

@@ -29,6 +29,8 @@ from edgecap.sim.tokens import TokenMode
 from tests.daemon_proc import REPO, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, SpeechFixture, free_port, tone
 
+pytestmark = pytest.mark.integration
+
 CRED = "team-cred-doctor-5d1e9a"
 DEVICE = "doctor-dev"
 SCRIPT = "Set a timer for ten minutes"  # the text the simulator gives the first turn

@@ -26,6 +26,8 @@ from edgecap.doctor.token_check import check_token
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, TlsListener, free_port
 
+pytestmark = pytest.mark.integration
+
 DEVICE = "mqtt-doc"
 
 

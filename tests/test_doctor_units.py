@@ -23,6 +23,8 @@ from edgecap.protocol.errors import classify_close, classify_http_status
 from tests.daemon_proc import write_config
 from tests.harness import silence, tone
 
+pytestmark = pytest.mark.unit
+
 RATE = 16000
 
 

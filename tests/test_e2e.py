@@ -9,11 +9,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenServiceSimulator
 from tests.daemon_proc import DaemonProcess, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
 from tests.harness.mqtt import read_retained
+
+pytestmark = pytest.mark.integration
 
 CREDENTIAL = "team-credential-e2e-7f3a9c"
 DEVICE = "e2e-dev"

@@ -11,6 +11,8 @@ from edgecap.ledger import Ledger
 from edgecap.sim.microphone import silence, tone
 from tests.harness import SpeechFixture
 
+pytestmark = pytest.mark.unit
+
 
 def run(
     gate: VoiceGate, pattern: list[bool], start: float = 0.0, **kw: bool

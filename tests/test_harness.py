@@ -27,6 +27,8 @@ from tests.harness import (
     tone,
 )
 
+pytestmark = pytest.mark.integration
+
 PERIOD_BYTES = 1600
 
 

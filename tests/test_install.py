@@ -24,6 +24,8 @@ import pytest
 
 from edgecap.config.secrets import ASSEMBLYAI_API_KEY, MQTT_PASSWORD, TOKEN_SERVICE_CREDENTIAL
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 OFFLINE_PIP = [

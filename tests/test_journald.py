@@ -20,6 +20,8 @@ from edgecap.sim.tokens import TokenServiceSimulator
 from tests.daemon_proc import DaemonProcess, stack_config
 from tests.harness import AlsaFifoSource, MosquittoBroker
 
+pytestmark = pytest.mark.integration
+
 CREDENTIAL = "team-credential-journal-4b7d01"
 JOURNALD = Path("/lib/systemd/systemd-journald")
 SOCKET = Path("/run/systemd/journal/socket")

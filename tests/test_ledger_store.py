@@ -25,6 +25,8 @@ from edgecap.ledger import HEARTBEAT_SECONDS, Ledger, billing_summary
 from edgecap.ledger_store import FILENAME, LedgerStore
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 
 

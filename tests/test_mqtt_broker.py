@@ -19,6 +19,8 @@ from edgecap.transcript import TranscriptTurn
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, MqttCollector, mosquitto_pub, read_retained
 
+pytestmark = pytest.mark.integration
+
 DEVICE = "mqtt-dev"
 LOCAL = "127.0.0.1"
 T = f"edgecap/{DEVICE}"

@@ -41,6 +41,8 @@ from tests.harness import (
     tone,
 )
 
+pytestmark = pytest.mark.integration
+
 CREDENTIAL = "team-credential-durable-51c2"
 DEVICE = "durable-dev"
 LOCAL = "127.0.0.1"

@@ -18,6 +18,8 @@ from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_payload
 from edgecap.protocol.messages import Turn, Word
 from edgecap.transcript import TranscriptTurn
 
+pytestmark = pytest.mark.unit
+
 BASE = '[auth]\ntoken_service_url = "https://keypool.example.com/v1/assemblyai"\n'
 ENV = {"EDGECAP_TOKEN_SERVICE_CREDENTIAL": "cred-123456"}
 

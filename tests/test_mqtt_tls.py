@@ -19,6 +19,8 @@ from edgecap.transcript import TranscriptTurn
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, MqttCollector, TlsListener, free_port, read_retained
 
+pytestmark = pytest.mark.integration
+
 DEVICE = "tls-dev"
 LOCAL = "127.0.0.1"
 AVAILABILITY = f"edgecap/{DEVICE}/availability"

@@ -18,6 +18,8 @@ from edgecap.protocol.messages import (
 from edgecap.protocol.turns import TurnAssembler
 from edgecap.protocol.url import StreamParams, redact_url, streaming_url
 
+pytestmark = pytest.mark.unit
+
 
 def turn_msg(order: int, text: str, *, eot: bool, formatted: bool, **extra: object) -> str:
     words = [

@@ -7,10 +7,14 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
+
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenServiceSimulator
 from tests.daemon_proc import DaemonProcess, stack_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
+
+pytestmark = pytest.mark.integration
 
 CREDENTIAL = "team-credential-reload-91c"
 

@@ -33,6 +33,8 @@ from edgecap.tokens import TokenClient
 from edgecap.transcript import TranscriptTurn
 from tests.harness import SpeechFixture, silence
 
+pytestmark = pytest.mark.integration
+
 CRED = "team-cred-resilience-5e1"
 RETRY = RetrySettings()  # the defaults: reconnect_max 30 s, cool-down 300 s, auth 60 s
 

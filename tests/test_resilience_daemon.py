@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgecap.config import load_config
 from edgecap.daemon import Daemon
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
@@ -33,6 +35,8 @@ from tests.harness import (
     SpeechFixture,
 )
 from tests.harness.mqtt import read_retained
+
+pytestmark = pytest.mark.integration
 
 CRED = "team-cred-resilience-daemon-3c"
 DEVICE = "resilient"

@@ -23,6 +23,8 @@ from edgecap.streaming.policy import RetryPolicy, RetrySettings
 from edgecap.streaming.rotation import RotationPlan
 from edgecap.tokens import Token, renew_at
 
+pytestmark = pytest.mark.unit
+
 
 def frame(seq: int, ms: int = 50) -> Frame:
     return Frame(seq, b"\x01\x00" * (16 * ms), 1000.0 + seq * ms / 1000, seq * ms / 1000, ms)

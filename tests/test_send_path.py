@@ -28,6 +28,8 @@ from edgecap.streaming.buffer import AudioBuffer
 from edgecap.streaming.eager import start_eagerly
 from edgecap.streaming.session import SessionResult, SessionSettings, StreamingSession
 
+pytestmark = pytest.mark.integration
+
 PARAMS = StreamParams(16000, "universal-streaming-english", True, 0.4, 400, 1280)
 
 

@@ -29,6 +29,8 @@ from edgecap.sim.protocol import (
 from tests.harness import SpeechFixture, silence, tone
 from tests.sim_helpers import API_KEY, burst, drain, recv_json, send_audio, ws_url
 
+pytestmark = pytest.mark.integration
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ["Turn on the lights.", "Second utterance, please.", "Third one!"]
 

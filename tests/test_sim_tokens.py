@@ -12,6 +12,8 @@ from websockets.asyncio.client import connect
 from edgecap.sim import StreamingSimulator, TokenServiceSimulator
 from tests.sim_helpers import API_KEY, recv_json, ws_url
 
+pytestmark = pytest.mark.integration
+
 CREDENTIAL = "team-credential"
 GOOD_AUTH = {"Authorization": f"Bearer {CREDENTIAL}"}
 PARAMS = {"expires_in_seconds": 60, "max_session_duration_seconds": 600}

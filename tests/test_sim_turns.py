@@ -11,6 +11,8 @@ from edgecap.sim.turns import Endpointing, Script, TurnGenerator, split_words
 from tests.harness import SpeechFixture, silence, tone
 from tests.sim_helpers import burst, frames
 
+pytestmark = pytest.mark.unit
+
 Message = dict[str, Any]
 
 

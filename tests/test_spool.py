@@ -17,6 +17,8 @@ from edgecap.mqtt.outbox import TurnOutbox
 from edgecap.mqtt.spool import DeliveryWindow, SpoolBounds
 from edgecap.mqtt.spooldb import FILENAME, SqliteSpool, open_spool
 
+pytestmark = pytest.mark.unit
+
 TOPIC = "edgecap/dev/transcript"
 WEEK = 7 * 24 * 3600.0
 

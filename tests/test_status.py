@@ -10,6 +10,8 @@ from edgecap.protocol.errors import classify_close, classify_http_status
 from edgecap.status import STATES, StatusModel
 from edgecap.streaming.gaps import Gap
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self, now: float = 1_700_000_000.0) -> None:

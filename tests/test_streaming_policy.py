@@ -13,6 +13,8 @@ from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer
 from edgecap.timeline import AudioTimeline
 from edgecap.transcript import build_transcript_turn
 
+pytestmark = pytest.mark.unit
+
 
 def frame(seq: int, t: float = 0.0) -> Frame:
     return Frame(seq, b"\x00\x00" * 800, 1000.0 + t, t, 50)

@@ -9,11 +9,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenServiceSimulator
 from tests.daemon_proc import DaemonProcess, stack_config
 from tests.harness import AlsaFifoSource, MosquittoBroker
 from tests.notify_socket import NotifySocket
+
+pytestmark = pytest.mark.integration
 
 CREDENTIAL = "team-credential-notify-5d2e"
 WATCHDOG_USEC = 1_000_000  # pings every 0.5 s; a stall is declared after 1 s

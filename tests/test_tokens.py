@@ -9,6 +9,8 @@ from edgecap.sim.tokens import TokenMode, TokenServiceSimulator
 from edgecap.tokens import TokenClient, TokenError, token_session_limit
 from tests.harness import free_port
 
+pytestmark = pytest.mark.integration
+
 CRED = "team-cred-1234"
 
 

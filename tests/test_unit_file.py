@@ -14,6 +14,8 @@ from edgecap.config import EX_CONFIG
 from edgecap.config.load import DEFAULT_CONFIG_PATH
 from edgecap.config.secrets import TOKEN_SERVICE_CREDENTIAL
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "edgecap.service"
 INSTALLED_EXEC = "/opt/edgecap/venv/bin/edgecap"

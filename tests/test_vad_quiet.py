@@ -18,6 +18,8 @@ from edgecap.gate import MicroVadDetector
 from edgecap.sim.microphone import silence
 from tests.harness import SpeechFixture
 
+pytestmark = pytest.mark.unit
+
 FRAME = 1600  # 50 ms
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgecap.watchdog import CaptureLiveness, watchdog_interval
+
+pytestmark = pytest.mark.unit
 
 
 def test_interval_is_half_of_watchdog_usec_and_respects_the_pid() -> None:
