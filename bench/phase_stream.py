@@ -65,8 +65,13 @@ class StreamResult:
     cpu_main_thread_s: float = 0.0
     cpu_other_threads_s: list[float] = field(default_factory=list)  # busiest first
     rss_steady_mb: float = 0.0
+    """The daemon's RSS plus its capture child's own memory (USS)."""
     rss_peak_mb: float = 0.0
     rss_samples_mb: list[float] = field(default_factory=list)
+    child_uss_mb: float = 0.0
+    child_rss_mb: float = 0.0
+    child_samples_mb: list[tuple[float, float]] = field(default_factory=list)
+    cpu_children_s: float = 0.0
     utterances: int = 0
     finals_sent: int = 0
     finals_delivered: int = 0
@@ -209,6 +214,10 @@ async def measure_window(
     for i, (c, sampler, a, b) in enumerate(zip(contenders, samplers, cpu0, cpu1, strict=True)):
         r = results[c.key]
         main, others = proc.split_by_thread(c.process.pid, threads0[i], threads1[i])
+        own = sum(
+            threads1[i][t].total - threads0[i][t].total for t in threads1[i] if t in threads0[i]
+        )
+        r.cpu_children_s += max(0.0, (b.total - a.total - own) / proc.CLOCK_TICKS)
         r.cpu_main_thread_s += main
         r.cpu_other_threads_s = [
             x + y for x, y in zip_longest(r.cpu_other_threads_s, others, fillvalue=0.0)
@@ -224,6 +233,10 @@ async def measure_window(
         r.cpu_per_audio_min = min(r.cpu_per_min_windows)
         r.rss_samples_mb += sampler.rss_mb
         r.rss_steady_mb = steady(r.rss_samples_mb)
+        uss, rss = sampler.children_mb
+        r.child_samples_mb += list(zip(uss, rss, strict=True))
+        r.child_uss_mb = steady([u for u, _ in r.child_samples_mb])
+        r.child_rss_mb = steady([x for _, x in r.child_samples_mb])
         r.rss_peak_mb = max(r.rss_peak_mb, sampler.peak_mb)
         r.utterances += len(program.texts)
         sessions = await bench.sessions(c.key)

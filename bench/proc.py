@@ -14,13 +14,54 @@ from bench.stats import CpuTimes, parse_cpu_line, parse_proc_stat, parse_proc_st
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_times(pid: int) -> CpuTimes:
+def own_cpu_times(pid: int) -> CpuTimes:
     return parse_proc_stat(Path(f"/proc/{pid}/stat").read_text())
 
 
+def descendants(pid: int) -> list[int]:
+    """The live processes started by `pid` (and theirs): edgecap's capture child."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                parents[int(entry)] = own_cpu_times(int(entry)).ppid
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, pp in parents.items() if pp == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def cpu_times(pid: int) -> CpuTimes:
+    """CPU of `pid` and everything it started: its threads, its live child processes, and
+    the children it has waited for. A daemon that moves work into a child process is
+    charged for it (the floors and the SDK client have no children: their own time)."""
+    own = own_cpu_times(pid)
+    utime, stime = own.utime + own.children, own.stime
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            kid = own_cpu_times(child)
+            utime += kid.utime
+            stime += kid.stime
+    return CpuTimes(utime=utime, stime=stime, ppid=own.ppid)
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of every thread of `pid` so far."""
+    """User + system CPU seconds of `pid`, its threads and child processes so far."""
     return cpu_times(pid).total / CLOCK_TICKS
+
+
+def private_kb(pid: int) -> int:
+    """Memory only `pid` uses (USS: private clean + private dirty pages). For a child that
+    runs the same interpreter, what it adds to the machine; its RSS also counts the pages it
+    shares with the daemon (libpython, libc, libasound)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total
 
 
 def thread_times(pid: int) -> dict[int, CpuTimes]:
@@ -63,9 +104,12 @@ def open_fds(pid: int) -> int:
 class Sample:
     at: float  # monotonic
     rss_kb: int
+    """The process's RSS plus the private memory (USS) of its child processes."""
     hwm_kb: int
     fds: int
     cpu_s: float
+    children_uss_kb: int = 0
+    children_rss_kb: int = 0
 
 
 @dataclass
@@ -80,12 +124,19 @@ class Sampler:
     def sample(self) -> Sample | None:
         try:
             mem = memory_kb(self.pid)
+            uss = rss = 0
+            for child in descendants(self.pid):
+                with contextlib.suppress(OSError):
+                    uss += private_kb(child)
+                    rss += memory_kb(child).get("VmRSS", 0)
             sample = Sample(
                 time.monotonic(),
-                mem.get("VmRSS", 0),
-                mem.get("VmHWM", 0),
+                mem.get("VmRSS", 0) + uss,
+                mem.get("VmHWM", 0) + uss,
                 open_fds(self.pid),
                 cpu_seconds(self.pid),
+                uss,
+                rss,
             )
         except (FileNotFoundError, ProcessLookupError):
             return None  # the process is gone
@@ -112,6 +163,14 @@ class Sampler:
     @property
     def rss_mb(self) -> list[float]:
         return [s.rss_kb / 1024 for s in self.samples]
+
+    @property
+    def children_mb(self) -> tuple[list[float], list[float]]:
+        """(USS, RSS) of the child processes, per sample."""
+        return (
+            [s.children_uss_kb / 1024 for s in self.samples],
+            [s.children_rss_kb / 1024 for s in self.samples],
+        )
 
     @property
     def peak_mb(self) -> float:

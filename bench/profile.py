@@ -23,19 +23,16 @@ _THREAD = re.compile(r"^thread \(\d+\): ")
 
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
-        "capture thread → event loop hand-off",
+        "capture pipe → event loop (read, parse, timestamps)",
         (
-            "AlsaCapture._post ",
-            "AlsaCapture._deliver ",
-            "call_soon_threadsafe",
-            "_write_to_self",
-            "_read_from_self",
-            "_process_self_data",
+            "CaptureProcess._readable ",
+            "CaptureProcess._parse ",
+            "CaptureProcess._frame ",
+            "edgecap/audio/",
         ),
     ),
     ("WebSocket framing and socket writes (websockets)", ("websockets/", "SocketTransport")),
     ("MQTT and the spool (paho, SQLite)", ("paho/", "edgecap/mqtt/", "sqlite")),
-    ("capture thread (ALSA read, timestamps)", ("edgecap/audio/",)),
     ("edgecap streaming (buffer, pacer, session)", ("edgecap/streaming/",)),
     ("other edgecap code", ("edgecap/",)),
     ("asyncio machinery (loop, tasks, events)", ("asyncio/", "selectors.py", "contextlib.py")),

@@ -105,10 +105,16 @@ def cpu_table(r: Report) -> str:
                 f"{s.cpu_per_audio_min:.3f}",
                 " / ".join(f"{v:.2f}" for v in s.cpu_per_min_windows),
                 f"{s.cpu_user_s:.2f} / {s.cpu_sys_s:.2f}",
-                " / ".join(f"{v:.2f}" for v in [s.cpu_main_thread_s, *s.cpu_other_threads_s[:2]]),
+                " / ".join(f"{v:.2f}" for v in [s.cpu_main_thread_s, *s.cpu_other_threads_s[:2]])
+                + (f" + child {s.cpu_children_s:.2f}" if s.cpu_children_s else ""),
                 fmt_ratio(ratio(s.cpu_per_audio_min, floor.cpu_per_audio_min if floor else None)),
                 fmt_ratio(ratio(s.cpu_per_audio_min, sdk.cpu_per_audio_min if sdk else None)),
-                f"{s.rss_steady_mb:.1f}",
+                f"{s.rss_steady_mb:.1f}"
+                + (
+                    f" (child {s.child_uss_mb:.1f} own, {s.child_rss_mb:.1f} RSS)"
+                    if s.child_rss_mb
+                    else ""
+                ),
                 f"{s.rss_peak_mb:.1f}",
                 fmt_ratio(ratio(s.rss_steady_mb, floor.rss_steady_mb if floor else None)),
                 f"{s.audio_received_s:.1f} / {s.window_s:.1f}",
@@ -120,10 +126,10 @@ def cpu_table(r: Report) -> str:
         "CPU s / audio-min",
         "per window",
         "user / sys s",
-        "main / other threads s",
+        "main / other threads (+ child process) s",
         "x floor",
         "x SDK",
-        "RSS steady MB",
+        "RSS steady MB (daemon + child's own)",
         "RSS peak MB",
         "RSS x floor",
         "audio at server / window s",

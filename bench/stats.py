@@ -82,6 +82,10 @@ class CpuTimes:
 
     utime: int
     stime: int
+    children: int = 0
+    """cutime + cstime: children that have ended and were waited for (a capture child the
+    daemon restarted, say)."""
+    ppid: int = 0
 
     @property
     def total(self) -> int:
@@ -89,7 +93,7 @@ class CpuTimes:
 
 
 def parse_proc_stat(text: str) -> CpuTimes:
-    """utime and stime from the text of /proc/PID/stat.
+    """utime, stime, cutime + cstime and the parent's pid from the text of /proc/PID/stat.
 
     The second field (the command name) is in parentheses and may itself contain spaces and
     parentheses, so the fields are counted from the last ')'. utime and stime are fields 14
@@ -101,7 +105,10 @@ def parse_proc_stat(text: str) -> CpuTimes:
     fields = text[end + 1 :].split()
     if len(fields) < 13:
         raise ValueError(f"not a /proc/PID/stat line: {len(fields)} fields after the name")
-    return CpuTimes(utime=int(fields[11]), stime=int(fields[12]))
+    children = int(fields[13]) + int(fields[14]) if len(fields) >= 15 else 0
+    return CpuTimes(
+        utime=int(fields[11]), stime=int(fields[12]), children=children, ppid=int(fields[1])
+    )
 
 
 def parse_cpu_line(text: str) -> tuple[int, int]:

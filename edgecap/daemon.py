@@ -7,13 +7,14 @@ error classification) and the I/O in the adapters (capture, session, publisher).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import time
 from datetime import date, datetime
 
-from edgecap.audio.capture import AlsaCapture, CaptureEvent
+from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
 from edgecap.config import ConfigError, LoadedConfig, load_config
 from edgecap.gate import MicroVadDetector
@@ -23,6 +24,7 @@ from edgecap.logs import set_level, setup_logging, update_secrets
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.protocol.messages import Turn
+from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.sdnotify import Notifier
 from edgecap.settings import (
     admission_settings,
@@ -45,6 +47,12 @@ log = logging.getLogger("edgecap")
 EX_OK = 0
 EX_CONFIG = 78
 READY_WAIT_SECONDS = 10.0
+SHUTDOWN_SECONDS = 4.0
+"""SIGTERM/SIGINT to exit, in any state (systemd and users expect well under 5 s)."""
+BACKSTOP_MARGIN_SECONDS = 0.7
+MQTT_STOP_RESERVE_SECONDS = 1.2  # the last PUBACKs and `offline` after the session ended
+ABORT_SECONDS = 0.3
+LIVENESS_MARGIN_SECONDS = 2.0
 
 
 class Daemon:
@@ -84,15 +92,21 @@ class Daemon:
             store=self.ledger_store,
             on_billing=self._session_recorded,
         )
-        self.capture: AlsaCapture | None = None
+        self.capture: CaptureProcess | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
         self.mqtt = MqttService(loaded, self.counters)
         self.publisher = self.mqtt.publisher  # retained messages published here are re-sent
         self.topics = self.mqtt.topics  # after every reconnect
         self.notifier = Notifier()
         self.watchdog_interval = watchdog_interval(os.environ, os.getpid())
+        # Capture restarts a stalled device itself (after `stall_seconds`, reported); the
+        # watchdog only steps in when that handling does not happen in time.
         self.liveness = CaptureLiveness(
-            stall_seconds=max(1.0, self.watchdog_interval or 5.0), started_at=time.monotonic()
+            stall_seconds=max(
+                capture_settings(cfg).stall_seconds + LIVENESS_MARGIN_SECONDS,
+                self.watchdog_interval or 5.0,
+            ),
+            started_at=time.monotonic(),
         )
         self._capture_outcome = asyncio.Event()
         self._reload = asyncio.Event()
@@ -145,7 +159,10 @@ class Daemon:
             self.capture.hold_quiet = self.supervisor.billing.only_listening
 
     def on_capture_event(self, event: CaptureEvent) -> None:
-        if event.kind == "opened":
+        if event.kind == "opening":  # a capture child is opening the device
+            log.info("opening audio device %s (%s)", event.device, event.detail)
+            self.liveness.unavailable(time.monotonic(), event.retry_in)
+        elif event.kind == "opened":
             log.info("audio device %s opened (%s)", event.device, event.detail)
             self.liveness.frame(time.monotonic())
             self.audio_ok.set()
@@ -160,7 +177,7 @@ class Daemon:
             self._capture_outcome.set()
         elif event.kind == "overrun":
             log.warning(
-                "audio overrun on %s (%s): the capture thread fell behind",
+                "audio overrun on %s (%s): the capture process fell behind; audio was lost",
                 event.device,
                 event.detail,
             )
@@ -207,7 +224,7 @@ class Daemon:
 
     def _start_capture(self) -> None:
         self._capture_outcome.clear()
-        self.capture = AlsaCapture(
+        self.capture = CaptureProcess(
             capture_settings(self.loaded.config),
             asyncio.get_running_loop(),
             self.on_frame,
@@ -220,10 +237,11 @@ class Daemon:
 
     async def _stop_capture(self) -> None:
         if self.capture is not None:
-            await asyncio.to_thread(self.capture.stop)
+            await self.capture.stop()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(DaemonThreadExecutor())  # a hung lookup never holds the exit
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._reload.set)
@@ -239,11 +257,17 @@ class Daemon:
             cfg.mqtt.host,
             cfg.mqtt.port,
         )
-        # READY once the first capture outcome is known (opened, or reported missing: a
-        # missing microphone is a state the daemon reports and retries, not a failed start).
-        try:
-            await asyncio.wait_for(self._capture_outcome.wait(), READY_WAIT_SECONDS)
-        except TimeoutError:
+        # READY once the first capture outcome is known: opened, or reported unavailable (a
+        # missing, busy or hanging microphone is a state the daemon reports and retries, not
+        # a failed start; the capture process reports a hanging open after 5 s).
+        outcome = asyncio.ensure_future(self._capture_outcome.wait())
+        stopping = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait(
+            {outcome, stopping}, timeout=READY_WAIT_SECONDS, return_when="FIRST_COMPLETED"
+        )
+        for waiter in (outcome, stopping):
+            waiter.cancel()
+        if not self._capture_outcome.is_set() and not self.stop.is_set():
             log.warning("audio device %s has not answered yet; continuing", cfg.audio.device)
         self.notifier.ready(self.status_line())
         tasks = [
@@ -252,24 +276,47 @@ class Daemon:
             asyncio.create_task(self._reload_loop(), name="edgecap-reload"),
         ]
         await self.stop.wait()
+        await self._shutdown(tasks[0], tasks[1:])
+        return EX_OK
+
+    async def _shutdown(
+        self, supervisor: asyncio.Task[None], others: list[asyncio.Task[None]]
+    ) -> None:
+        """Stop within `SHUTDOWN_SECONDS` whatever is hanging: capture first (what it has
+        captured is sent), then the session (drained, Terminate, Termination awaited within
+        the budget), then MQTT (the last PUBACKs and `offline`, within what is left)."""
+        deadline = Deadline(SHUTDOWN_SECONDS)
+        backstop = exit_backstop(SHUTDOWN_SECONDS + BACKSTOP_MARGIN_SECONDS, self._overran)
         self.notifier.stopping()
         self.set_state("stopping")
-        for task in tasks[1:]:
+        for task in others:
             task.cancel()
-        # Stop capture first so the session can drain what was captured, then Terminate.
         await self._stop_capture()
-        self.supervisor.stop()
-        grace = self.loaded.config.streaming.terminate_timeout_seconds * 2 + 1
+        self.supervisor.stop(within=deadline.left(MQTT_STOP_RESERVE_SECONDS))
         try:
-            await asyncio.wait_for(tasks[0], grace)
+            await asyncio.wait_for(
+                asyncio.shield(supervisor), deadline.left(MQTT_STOP_RESERVE_SECONDS)
+            )
         except TimeoutError:
-            log.warning("session did not finish within %.0f s of stopping", grace)
-        await self.tokens.aclose()
-        await self.mqtt.stop()
+            log.warning("the session did not end within the stop budget; closing it now")
+            self.supervisor.abort()
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(supervisor, ABORT_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.tokens.aclose(), ABORT_SECONDS)
+        await self.mqtt.stop(deadline.left())
         self.ledger_store.close()
         stats = self.supervisor.stats
         log.info("edgecap stopped: %d session(s), %d turn(s)", stats.sessions, stats.turns)
-        return EX_OK
+        backstop.cancel()
+
+    def _overran(self) -> None:
+        log.error(
+            "edgecap did not stop within %.1f s of the signal (a bug: please report it with "
+            "this log); exiting now, undelivered transcripts stay in the spool",
+            SHUTDOWN_SECONDS + BACKSTOP_MARGIN_SECONDS,
+        )
 
     # -- systemd watchdog ----------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """When the daemon may tell systemd it is alive (no I/O).
 
 `WATCHDOG=1` must mean "audio is being handled". The capture side is alive when frames keep
-arriving, or when the device is known to be missing and the capture thread is waiting for
-its next retry (a missing microphone is a reported state, not a hang: restarting the
-process would not bring it back). It is stalled when the device is open but no frame came
-for longer than `stall_seconds` (a stuck ALSA read, a deadlocked thread), or when a retry is
-overdue. The event loop's responsiveness is implied: the ping is sent from the loop.
+arriving, or when capture has reported the device unavailable (missing, busy, an open that
+hangs, a stall it is restarting) and its own next step is not overdue: a reported state is
+handled by the daemon (it restarts the capture process), and restarting the whole service
+would not do more. It is stalled when no frame came and nothing was reported for longer
+than `stall_seconds` (longer than capture's own stall time: capture did not handle it), or
+when capture's next step is overdue. The event loop's responsiveness is implied: the ping
+is sent from the loop.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class CaptureLiveness:
     stall_seconds: float
     grace_seconds: float = 2.0
     last_frame_at: float | None = None
-    retry_due_at: float | None = None  # set while the device is missing
+    retry_due_at: float | None = None  # set while capture reports the device unavailable
     started_at: float = 0.0
 
     def frame(self, now: float) -> None:
@@ -46,7 +48,7 @@ class CaptureLiveness:
         if self.retry_due_at is not None:
             if now <= self.retry_due_at + self.grace_seconds + self.stall_seconds:
                 return None
-            return "the capture thread missed its device retry"
+            return "capture missed its own next step (a report, restart or new attempt)"
         last = self.last_frame_at if self.last_frame_at is not None else self.started_at
         if now - last <= self.stall_seconds:
             return None

@@ -110,7 +110,8 @@ class Rig:
         self.turns: list[TranscriptTurn] = []
         self.statuses: list[dict[str, Any]] = []
         self.status = StatusModel("rig")
-        self.status.listeners.append(lambda s, what: self.statuses.append(s.to_payload()))
+        self._status_changed = asyncio.Event()
+        self.status.listeners.append(self._record_status)
         self.client = TokenClient(
             ts.token_url,
             f"Bearer {CRED}",
@@ -144,6 +145,17 @@ class Rig:
         )
         self.feeder = Feeder(self.supervisor.on_frame)
         self._task: asyncio.Task[None] | None = None
+
+    def _record_status(self, status: StatusModel, what: str) -> None:
+        self.statuses.append(status.to_payload())
+        self._status_changed.set()
+
+    async def wait_status(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Until a status the supervisor published satisfies `predicate` (5 s at most)."""
+        async with asyncio.timeout(5):
+            while not any(predicate(s) for s in self.statuses):
+                self._status_changed.clear()
+                await self._status_changed.wait()
 
     async def __aenter__(self) -> Rig:
         self.feeder.start()
@@ -348,7 +360,8 @@ async def test_session_expiry_3008_opens_the_next_session_at_once() -> None:
         sim.schedule_fault(FaultPlan.close(3008))
         vt = VirtualTime()
         async with Rig(sim, ts, virtual=vt) as rig:
-            await sim.wait_for_begin(1)
+            second = await sim.wait_for_begin(1)
+            await rig.wait_status(lambda s: s["session_id"] == second.session_id)
         assert vt.delays == []  # no backoff: an expiry is not a failure
         assert sim.sessions[0].close_code == 3008
         assert rig.supervisor.policy.failures == 0

@@ -8,11 +8,7 @@ in order, the wake-up pipe closed when the thread ends) and `start_eagerly` itse
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
-import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +16,6 @@ import pytest
 from websockets.protocol import State
 
 import edgecap.streaming.session as session_module
-from edgecap.audio.capture import AlsaCapture, CaptureEvent, CaptureSettings
 from edgecap.audio.frame import Frame
 from edgecap.protocol.url import StreamParams
 from edgecap.sim import StreamingSimulator
@@ -339,59 +334,3 @@ async def start_session_with(
     feed.session = session
     stop = asyncio.Event()
     return stop, asyncio.create_task(session.run(stop))
-
-
-# -- the capture thread's hand-off to the loop ------------------------------------------
-
-
-class FakePcm:
-    """Three periods, an overrun, two more periods, then a period of silence every 50 ms."""
-
-    def __init__(self) -> None:
-        self.reads = [(800, bytes([i]) * 1600) for i in range(3)]
-        self.reads.append((-errno.EPIPE, b""))  # an overrun
-        self.reads += [(800, bytes([i]) * 1600) for i in range(3, 5)]
-
-    def read(self) -> tuple[int, bytes]:
-        if self.reads:
-            return self.reads.pop(0)
-        time.sleep(0.05)  # a blocking read of the next period
-        return 800, bytes(1600)
-
-    def close(self) -> None:
-        pass
-
-
-async def test_capture_hands_frames_and_events_to_the_loop_in_order() -> None:
-    loop = asyncio.get_running_loop()
-    pcm = FakePcm()
-    seen: list[str] = []
-    arrived = asyncio.Event()
-
-    def on_frame(f: Frame) -> None:
-        assert threading.current_thread() is threading.main_thread()
-        seen.append(f"frame {f.seq} {f.pcm[0]}")
-        if len(seen) >= 7:
-            arrived.set()
-
-    def on_event(event: CaptureEvent) -> None:
-        seen.append(event.kind)
-
-    fds_before = len(os.listdir("/proc/self/fd"))
-    capture = AlsaCapture(CaptureSettings("fake"), loop, on_frame, on_event, opener=lambda s: pcm)
-    capture.start()
-    await asyncio.wait_for(arrived.wait(), 5)
-    await asyncio.to_thread(capture.stop)
-    # the ended thread scheduled the pipe's close on the loop before `stop` returned, so it
-    # has run before this task resumes
-    assert len(os.listdir("/proc/self/fd")) == fds_before, "the wake-up pipe was not closed"
-    assert seen[:7] == [
-        "opened",
-        "frame 0 0",
-        "frame 1 1",
-        "frame 2 2",
-        "overrun",
-        "frame 4 3",  # the lost period shows as a gap in seq
-        "frame 5 4",
-    ]
-    assert seen[-1] == "closed"

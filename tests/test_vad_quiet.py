@@ -5,14 +5,9 @@ daemon only listens, quiet frames wake the event loop twice a second, not twenty
 from __future__ import annotations
 
 import array
-import asyncio
-import time
-from typing import Any
 
 import pytest
 
-from edgecap.audio.capture import AlsaCapture, CaptureEvent, CaptureSettings
-from edgecap.audio.frame import Frame
 from edgecap.audio.level import level_limit, peak_below
 from edgecap.gate import MicroVadDetector
 from edgecap.sim.microphone import silence
@@ -138,62 +133,3 @@ def test_speech_below_the_quiet_level_is_heard_only_with_a_lower_setting(
 
 
 # -- the capture thread's quiet hand-off ----------------------------------------------
-
-
-class QuietPcm:
-    """25 quiet periods, one loud, then quiet periods without end (2 ms per read)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def read(self) -> tuple[int, bytes]:
-        time.sleep(0.002)
-        self.count += 1
-        loud = self.count == 26
-        return 800, pcm16(*([3000 if loud else 40, -40] * 400))
-
-    def close(self) -> None:
-        pass
-
-
-class CountingCapture(AlsaCapture):
-    """Notes which frames woke the loop."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.woke_for: list[int] = []
-
-    def _post(self, item: Frame | CaptureEvent) -> None:
-        if isinstance(item, Frame):
-            self.woke_for.append(item.seq)
-        super()._post(item)
-
-
-@pytest.mark.parametrize("hold", [True, False])
-async def test_while_only_listening_quiet_frames_wake_the_loop_twice_a_second(
-    hold: bool,
-) -> None:
-    got: list[Frame] = []
-    enough = asyncio.Event()
-
-    def on_frame(f: Frame) -> None:
-        got.append(f)
-        if len(got) >= 40:
-            enough.set()
-
-    settings = CaptureSettings("fake", quiet_limit=level_limit(-50), quiet_hold_ms=500)
-    pcm = QuietPcm()
-    loop = asyncio.get_running_loop()
-    capture = CountingCapture(settings, loop, on_frame, lambda e: None, opener=lambda s: pcm)
-    capture.hold_quiet = hold
-    capture.start()
-    await asyncio.wait_for(enough.wait(), 10)
-    await asyncio.to_thread(capture.stop)
-    # nothing lost, nothing reordered
-    assert [f.seq for f in got[:40]] == list(range(40))
-    woke = [seq for seq in capture.woke_for if seq < 40]
-    if hold:
-        # a wake-up per 10 quiet frames (500 ms), and at once for the loud frame (seq 25)
-        assert woke == [9, 19, 25, 35]
-    else:
-        assert woke == list(range(40))

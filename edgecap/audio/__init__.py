@@ -1,5 +1,5 @@
-"""Audio capture: frames and the ALSA adapter."""
+"""Audio capture: frames, the capture child process and its supervision.
 
-from edgecap.audio.frame import CaptureClock, Frame
-
-__all__ = ["CaptureClock", "Frame"]
+Kept free of imports: the capture child (`edgecap.audio.child`) imports this package with
+nothing but the standard library and alsaaudio on its path.
+"""

@@ -1,38 +1,53 @@
-"""ALSA capture adapter: a dedicated thread doing blocking pyalsaaudio reads.
+"""The daemon's side of ALSA capture: a child process reads the device, the event loop reads
+its pipe.
 
-Frames (and `CaptureEvent`s, in order) are handed to the asyncio loop through a queue and
-a byte on a non-blocking pipe the loop watches: one write and one read per frame, cheaper
-than `call_soon_threadsafe` (a handle, a context copy and a self-pipe round trip each).
-While the daemon is only listening for speech (no session, voice gate), quiet frames wait
-up to half a second and go with the next wake-up, so a quiet room wakes the loop twice a
-second instead of twenty times. The thread never waits for the loop, so a slow consumer
-cannot stall the device. A device that is missing or vanishes is reported through
-`on_event` and re-opened with exponential backoff inside the thread (tenacity); the daemon
-does not exit. An overrun (`read()` returning -EPIPE) is counted and reported; the clock
-re-anchors on the next period.
+pyalsaaudio holds the GIL while it opens, sets up, prepares and closes a device, and any of
+those can block (a device another program holds, a sound server that does not answer), so
+in-process capture can freeze the whole daemon. The capture child (`edgecap.audio.child`)
+does every ALSA call; the loop watches its stdout with `add_reader` and hands `Frame`s and
+`CaptureEvent`s to the callbacks, in order. The child never waits for the loop (its pipe is
+enlarged to 1 MiB, about 30 s of audio), and the loop never waits for the child.
+
+`CaptureWatch` (no I/O) decides when a child is started, reported, killed and started again;
+this class only carries out its decisions. A missing, busy, hanging or stalled device is
+reported through `on_event` as `unavailable` with one actionable line and `retry_in`; the
+daemon never exits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import contextlib
+import fcntl
+import importlib.util
 import logging
+import mmap
 import os
-import threading
+import shutil
+import signal
+import subprocess
+import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
-
+import edgecap
+from edgecap.audio import wire
+from edgecap.audio.child import BOOTSTRAP, ChildArgs
 from edgecap.audio.frame import CaptureClock, Frame
-from edgecap.audio.level import peak_below
+from edgecap.audio.watch import CaptureWatch, Kill, Phase, Report, Spawn, WatchSettings
 
 log = logging.getLogger(__name__)
 
-CaptureEventKind = Literal["opened", "unavailable", "overrun", "closed"]
+CaptureEventKind = Literal["opening", "opened", "unavailable", "overrun", "closed"]
+PIPE_BYTES = 1 << 20  # what the child may write ahead of a busy loop (~30 s at 16 kHz)
+READ_BYTES = 1 << 16
+MAX_PAYLOAD = 1 << 20  # more is not a period or an error text: the stream is corrupt
+STOP_GRACE_SECONDS = 0.5  # a delivering child exits after its next read; then it is killed
+REAP_SECONDS = 0.5
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,8 @@ class CaptureEvent:
     device: str
     detail: str = ""
     retry_in: float | None = None
+    """For `opening` and `unavailable`: seconds until capture's next step (a report, a
+    restart or a new attempt); the watchdog allows that long before calling it a hang."""
 
 
 class DeviceError(Exception):
@@ -57,9 +74,12 @@ class CaptureSettings:
     reopen_max_seconds: float = 30.0
     quiet_limit: int = 0
     """Peak magnitude below which a frame may wait for the next wake-up of the loop while
-    `AlsaCapture.hold_quiet` is set (0: never; the voice gate's `vad_quiet_dbfs`)."""
+    `CaptureProcess.hold_quiet` is set (0: never; the voice gate's `vad_quiet_dbfs`)."""
     quiet_hold_ms: int = 500
     """The longest a quiet frame waits."""
+    open_report_seconds: float = 5.0
+    open_restart_seconds: float = 60.0
+    stall_seconds: float = 3.0
 
     @property
     def period_frames(self) -> int:
@@ -69,8 +89,17 @@ class CaptureSettings:
     def period_bytes(self) -> int:
         return self.period_frames * 2
 
+    def watch_settings(self) -> WatchSettings:
+        return WatchSettings(
+            open_report_seconds=self.open_report_seconds,
+            open_restart_seconds=self.open_restart_seconds,
+            stall_seconds=self.stall_seconds,
+            reopen_min_seconds=self.reopen_min_seconds,
+            reopen_max_seconds=self.reopen_max_seconds,
+        )
 
-def explain_device_error(device: str, error: BaseException) -> str:
+
+def explain_device_error(device: str, error: BaseException | str) -> str:
     """One actionable line for an ALSA open/read failure."""
     text = str(error) or type(error).__name__
     if "No such file or directory" in text or "Unknown PCM" in text:
@@ -89,41 +118,53 @@ def explain_device_error(device: str, error: BaseException) -> str:
             f"no permission to open audio device {device!r} ({text}); the service user "
             "needs the 'audio' group"
         )
+    if "No module named 'alsaaudio'" in text:
+        return "pyalsaaudio is not installed in edgecap's environment; reinstall edgecap"
     return f"audio device {device!r} failed: {text}"
 
 
-def open_pcm(settings: CaptureSettings) -> Any:
-    """Open the capture PCM with the configured format and check what ALSA granted."""
-    import alsaaudio  # imported lazily: `edgecap check-config` must work without it
-
-    try:
-        pcm = alsaaudio.PCM(
-            type=alsaaudio.PCM_CAPTURE,
-            mode=alsaaudio.PCM_NORMAL,
-            rate=settings.sample_rate,
-            channels=1,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=settings.period_frames,
-            periods=settings.periods,
-            device=settings.device,
-        )
-    except alsaaudio.ALSAAudioError as exc:
-        raise DeviceError(explain_device_error(settings.device, exc)) from exc
-    info = pcm.info()
-    granted = (info.get("rate"), info.get("channels"), info.get("period_size"))
-    wanted = (settings.sample_rate, 1, settings.period_frames)
-    if granted != wanted:
-        pcm.close()
-        raise DeviceError(
-            f"audio device {settings.device!r} does not support {settings.sample_rate} Hz mono "
-            f"S16_LE in {settings.frame_ms} ms periods (granted rate/channels/period = "
-            f"{granted}); use a 'plughw:' or 'plug' device so ALSA converts"
-        )
-    return pcm
+def explain_unsupported(settings: CaptureSettings, granted: str) -> str:
+    return (
+        f"audio device {settings.device!r} does not support {settings.sample_rate} Hz mono "
+        f"S16_LE in {settings.frame_ms} ms periods ({granted}); use a 'plughw:' or 'plug' "
+        "device so ALSA converts"
+    )
 
 
-class AlsaCapture:
-    """Runs the capture thread; delivers `Frame`s and `CaptureEvent`s on the event loop."""
+def child_command(settings: CaptureSettings, control_fd: int) -> list[str]:
+    """The capture child's command line: isolated Python with only edgecap and alsaaudio on
+    its path, killed by the kernel if the daemon dies (setpriv --pdeathsig)."""
+    root = str(Path(edgecap.__file__).resolve().parent.parent)
+    spec = importlib.util.find_spec("alsaaudio")
+    alsa_dir = str(Path(spec.origin).parent) if spec is not None and spec.origin else root
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    args = ChildArgs(
+        settings.device,
+        rate=settings.sample_rate,
+        period_frames=settings.period_frames,
+        periods=settings.periods,
+        quiet_limit=settings.quiet_limit,
+        hold_frames=max(1, settings.quiet_hold_ms // settings.frame_ms),
+        control_fd=control_fd,
+        probe=True,
+    )
+    return [*prefix, sys.executable, "-I", "-S", "-c", BOOTSTRAP, root, alsa_dir, *args.to_argv()]
+
+
+def _exit_words(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class CaptureProcess:
+    """Runs capture children one after another; delivers `Frame`s and `CaptureEvent`s on
+    the event loop. `start()` and `stop()` are called on the loop."""
 
     def __init__(
         self,
@@ -132,162 +173,273 @@ class AlsaCapture:
         on_frame: Callable[[Frame], None],
         on_event: Callable[[CaptureEvent], None],
         *,
-        opener: Callable[[CaptureSettings], Any] = open_pcm,
+        clock: Callable[[], float] = time.monotonic,
+        command: Callable[[CaptureSettings, int], list[str]] = child_command,
     ) -> None:
         self.settings = settings
         self._loop = loop
         self._on_frame = on_frame
         self._on_event = on_event
-        self._opener = opener
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._seq = 0
+        self._clock = clock
+        self._command = command
+        self.watch = CaptureWatch(settings.device, settings.watch_settings())
         self.overruns = 0
         self.frames_captured = 0
-        self._queue: deque[Frame | CaptureEvent] = deque()  # thread -> loop, in order
-        self._rfd = self._wfd = -1  # the wake-up pipe, from `start()` until the thread ends
-        self.hold_quiet = False
-        """Set on the loop while it is only listening (no session, voice gate): quiet frames
-        then wait in the queue, up to `quiet_hold_ms`, and the loop is woken once for them
-        all, or at once by the next frame that is not quiet."""
+        self.children = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._fd = -1
+        self._rest = b""  # an incomplete message at the end of the last read
+        self._discard = False  # the stream is corrupt: read until the killed child's EOF
+        self._seq_base = 0
+        self._next_seq = 0
+        self._clock_stamps = CaptureClock(settings.frame_ms / 1000)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._ended = asyncio.Event()
+        self._ended.set()
+        self._control_fd = -1
+        self._control: mmap.mmap | None = None
+        self._hold = False
+
+    # -- for the daemon ------------------------------------------------------------------
+
+    @property
+    def hold_quiet(self) -> bool:
+        """Set while the daemon only listens (no session, voice gate): quiet frames then
+        wait in the child, up to `quiet_hold_ms`, and the loop is woken once for them all,
+        or at once by the next frame that is not quiet."""
+        return self._hold
+
+    @hold_quiet.setter
+    def hold_quiet(self, value: bool) -> None:
+        if value is not self._hold:
+            self._hold = value
+            if self._control is not None:
+                self._control[wire.HOLD] = 1 if value else 0
 
     def start(self) -> None:
-        """Start the thread (call on the loop: it registers the hand-off pipe there)."""
-        self._rfd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._loop.add_reader(self._rfd, self._deliver)
-        self._thread = threading.Thread(target=self._run, name="edgecap-capture", daemon=True)
-        self._thread.start()
+        self._control_fd = os.memfd_create("edgecap-capture-control", os.MFD_CLOEXEC)
+        os.ftruncate(self._control_fd, wire.CONTROL_SIZE)
+        self._control = mmap.mmap(self._control_fd, wire.CONTROL_SIZE)
+        self._control[wire.HOLD] = 1 if self._hold else 0
+        self._tick()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to stop; a read blocked on a stalled device is abandoned."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    # -- loop side ---------------------------------------------------------------------
-
-    def _deliver(self) -> None:
-        """The pipe is readable: hand what the thread queued to the callbacks, in order."""
-        try:  # (per frame: no context manager)  # noqa: SIM105
-            os.read(self._rfd, 4096)
-        except BlockingIOError:  # a wake-up consumed by an earlier read
-            pass
-        queue = self._queue
-        while queue:
-            item = queue.popleft()
-            if type(item) is Frame:
-                self._on_frame(item)
-            else:
-                assert isinstance(item, CaptureEvent)
-                self._on_event(item)
-
-    def _close_pipe(self) -> None:
-        """The thread has ended (on the loop): no more wake-ups can come."""
-        self._loop.remove_reader(self._rfd)
-        self._deliver()
-        os.close(self._rfd)
-        os.close(self._wfd)
-
-    # -- thread side -------------------------------------------------------------------
-
-    def _post(self, item: Frame | CaptureEvent) -> None:
-        """Queue for the loop and wake it: one byte on the pipe (cheaper than
-        `call_soon_threadsafe`, which also builds a handle and a context per frame)."""
-        self._queue.append(item)
-        try:  # (per frame: no context manager)  # noqa: SIM105
-            os.write(self._wfd, b"\0")
-        except BlockingIOError:  # the loop is far behind; it drains the queue anyway
-            pass
-
-    def _emit(self, event: CaptureEvent) -> None:
-        if not self._loop.is_closed():
-            self._post(event)
-
-    def _run(self) -> None:
-        try:
-            self._capture()
-        finally:
-            try:
-                self._loop.call_soon_threadsafe(self._close_pipe)
-            except RuntimeError:  # the loop is closed: nobody reads the pipe any more
-                os.close(self._rfd)
-                os.close(self._wfd)
-
-    def _capture(self) -> None:
-        while not self._stop.is_set():
-            pcm = self._open_with_retry()
-            if pcm is None:
-                return
-            try:
-                self._read_loop(pcm)
-            except DeviceError as exc:
-                self._emit(CaptureEvent("unavailable", self.settings.device, str(exc)))
-            finally:
-                pcm.close()
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End capture: a delivering child stops after its next read (what it captured is
+        delivered first); one that is opening or does not stop within `grace` is killed."""
+        delivering = self.watch.phase is Phase.OPEN
+        self.watch.stop()
+        self._cancel_timer()
+        if self._control is not None:
+            self._control[wire.STOP] = 1
+        if self._proc is not None:
+            if not delivering:
+                self._kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), grace)
+            if not self._ended.is_set():
+                self._kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), REAP_SECONDS)
+            if not self._ended.is_set():  # stuck in the kernel (D state): let it go
+                log.warning("the capture child did not exit after SIGKILL; leaving it")
+                self._close_pipe()
+        if self._control is not None:
+            self._control.close()
+            os.close(self._control_fd)
+            self._control = None
         self._emit(CaptureEvent("closed", self.settings.device))
 
-    def _before_sleep(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else None
-        self._emit(CaptureEvent("unavailable", self.settings.device, str(exc), retry_in=delay))
+    # -- decisions -----------------------------------------------------------------------
 
-    def _open_with_retry(self) -> Any | None:
-        s = self.settings
-        retrying = Retrying(
-            retry=retry_if_exception_type(DeviceError),
-            wait=wait_exponential_jitter(initial=s.reopen_min_seconds, max=s.reopen_max_seconds),
-            sleep=self._sleep_unless_stopped,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                if self._stop.is_set():
-                    return None
-                with attempt:
-                    pcm = self._opener(s)
-        except DeviceError:  # pragma: no cover - only when stopping mid-retry
-            return None
-        if self._stop.is_set():
-            pcm.close()
-            return None
-        self._emit(CaptureEvent("opened", s.device, f"{s.sample_rate} Hz mono S16_LE"))
-        return pcm
-
-    def _sleep_unless_stopped(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise DeviceError("stopping")
-
-    def _read_loop(self, pcm: Any) -> None:
-        s = self.settings
-        clock = CaptureClock(s.frame_ms / 1000)
-        want = s.period_bytes
-        quiet, hold_max, held = s.quiet_limit, s.quiet_hold_ms // s.frame_ms, 0
-        while not self._stop.is_set():
-            try:
-                n, data = pcm.read()
-            except Exception as exc:  # alsaaudio.ALSAAudioError: the device vanished
-                raise DeviceError(explain_device_error(s.device, exc)) from exc
-            if n < 0:
-                if n == -errno.EPIPE:
-                    self.overruns += 1
-                    clock.reset()
-                    self._seq += 1  # a period was lost: keep the gap visible in seq
-                    self._emit(CaptureEvent("overrun", s.device, f"overrun #{self.overruns}"))
-                    continue
-                raise DeviceError(f"audio device {s.device!r} read failed: error {n}")
-            if len(data) != want:
-                # pyalsaaudio returns whole periods in normal mode; anything else is
-                # a device problem, never forwarded as a short frame.
-                log.debug("discarding %d-byte read from %s", len(data), s.device)
-                continue
-            mono, wall = clock.stamp(self._seq, time.monotonic(), time.time())
-            frame = Frame(self._seq, bytes(data), wall, mono, s.frame_ms)
-            self._seq += 1
-            self.frames_captured += 1
-            if quiet and self.hold_quiet and held + 1 < hold_max and peak_below(frame.pcm, quiet):
-                self._queue.append(frame)  # no wake-up: it goes with the next one
-                held += 1
+    def _tick(self) -> None:
+        self._timer = None
+        now = self._clock()
+        for action in self.watch.tick(now):
+            if isinstance(action, Spawn):
+                self._spawn(now)
+            elif isinstance(action, Kill):
+                log.debug("killing the capture child: %s", action.reason)
+                self._kill()
             else:
-                self._post(frame)
-                held = 0
+                self._report(action)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        at = self.watch.next_tick(self._clock())
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._tick)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _report(self, report: Report) -> None:
+        self._emit(
+            CaptureEvent("unavailable", self.settings.device, report.detail, report.retry_in)
+        )
+
+    def _emit(self, event: CaptureEvent) -> None:
+        self._on_event(event)
+
+    # -- the child -----------------------------------------------------------------------
+
+    def _spawn(self, now: float) -> None:
+        assert self._control is not None
+        self._control[wire.STOP] = 0
+        cmd = self._command(self.settings, self._control_fd)
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                pass_fds=(self._control_fd,),
+                process_group=0,  # no terminal signals: the daemon decides when it ends
+            )
+        except OSError as exc:  # fork/exec failed (memory, fd limits): try again later
+            self.watch.spawned(now)
+            self.watch.failed(now, f"cannot start the audio capture process: {exc}")
+            self._report_ended("not started")
+            return
+        assert proc.stdout is not None
+        self._proc = proc
+        self.children += 1
+        self._fd = proc.stdout.fileno()
+        os.set_blocking(self._fd, False)
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep 64 KiB
+            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, PIPE_BYTES)
+        self._rest = b""
+        self._discard = False
+        self._seq_base = self._next_seq
+        self._clock_stamps = CaptureClock(self.settings.frame_ms / 1000)
+        self._ended.clear()
+        self._loop.add_reader(self._fd, self._readable)
+        self.watch.spawned(now)
+        self._emit(
+            CaptureEvent(
+                "opening",
+                self.settings.device,
+                f"capture process {proc.pid}",
+                retry_in=self.watch.s.open_report_seconds,
+            )
+        )
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self._fd, READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._child_ended()
+            return
+        if self._discard:
+            return
+        data = self._rest + chunk if self._rest else chunk
+        self._rest = self._parse(data)
+
+    def _parse(self, data: bytes) -> bytes:
+        """Hand every complete message in `data` over; returns the incomplete tail."""
+        header = wire.HEADER
+        size, end = header.size, len(data)
+        pos = 0
+        frames = 0
+        while end - pos >= size:
+            kind, length, seq, mono, wall = header.unpack_from(data, pos)
+            if length > MAX_PAYLOAD:
+                log.error(
+                    "the capture process wrote a corrupt message (%d bytes); restarting it", length
+                )
+                self.watch.failed(
+                    self._clock(), "the audio capture process misbehaved; restarting it"
+                )
+                self._kill()
+                self._discard = True
+                return b""
+            stop = pos + size + length
+            if stop > end:
+                break
+            if kind == wire.FRAME:
+                frames += 1
+                self._frame(seq, data[pos + size : stop], mono, wall)
+            else:
+                self._event(kind, data[pos + size : stop].decode("utf-8", "replace"), seq)
+            pos = stop
+        if frames:
+            self.watch.frame(self._clock())
+        return data[pos:]
+
+    def _frame(self, child_seq: int, pcm: bytes, mono: float, wall: float) -> None:
+        seq = self._seq_base + child_seq
+        self._next_seq = seq + 1
+        first_mono, first_wall = self._clock_stamps.stamp(seq, mono, wall)
+        self.frames_captured += 1
+        self._on_frame(Frame(seq, pcm, first_wall, first_mono, self.settings.frame_ms))
+
+    def _event(self, kind: int, text: str, child_seq: int) -> None:
+        now, device = self._clock(), self.settings.device
+        if kind == wire.OPENED:
+            self.watch.opened(now)
+            self._emit(CaptureEvent("opened", device, text))
+        elif kind == wire.OVERRUN:
+            self.overruns += 1
+            self._next_seq = self._seq_base + child_seq + 1  # the lost period keeps its number
+            self._clock_stamps.reset()
+            self._emit(CaptureEvent("overrun", device, f"overrun #{self.overruns}"))
+        elif kind == wire.BUSY:
+            self._report(self.watch.held_by_another(now, text))
+        elif kind == wire.UNSUPPORTED:
+            self.watch.failed(now, explain_unsupported(self.settings, text))
+        elif kind == wire.FAILED:
+            self.watch.failed(now, explain_device_error(device, text))
+        self._schedule()
+
+    def _child_ended(self) -> None:
+        """EOF on the pipe: the child has exited (or is about to)."""
+        self._close_pipe()
+        proc = self._proc
+        code = proc.poll() if proc is not None else None
+        if code is None and proc is not None:  # closed its stdout but lives on: end it
+            self._kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(0.05)  # SIGKILL is quick; a D-state child is left behind
+        self._report_ended(_exit_words(code))
+
+    def _report_ended(self, how: str) -> None:
+        self._proc = None
+        self._ended.set()
+        report = self.watch.ended(self._clock(), how)
+        if report is not None:
+            self._report(report)
+        self._schedule()
+
+    def _close_pipe(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            if self._proc is not None and self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._fd = -1
+
+
+__all__ = [
+    "CaptureEvent",
+    "CaptureProcess",
+    "CaptureSettings",
+    "DeviceError",
+    "child_command",
+    "explain_device_error",
+]

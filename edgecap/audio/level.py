@@ -1,5 +1,5 @@
 """Peak level of PCM16 audio, cheaply (no I/O): what the voice gate's quiet skip and the
-capture thread's quiet hand-off use to tell a quiet frame without running a detector."""
+capture child's quiet hand-off use to tell a quiet frame without running a detector."""
 
 from __future__ import annotations
 

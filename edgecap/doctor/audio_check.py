@@ -1,21 +1,22 @@
 """Check 2: the audio device opens with the configured format, and what it hears.
 
-Opens the device exactly as the daemon does (``open_pcm``), records about two seconds and
-reports the level (RMS and peak dBFS), clipping and silence.
+Records about two seconds exactly as the daemon captures (the capture child process, so a
+device whose open blocks is reported, never waited for), and reports the level (RMS and
+peak dBFS), clipping and silence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
+import dataclasses
 import math
+import os
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from edgecap.audio.capture import CaptureSettings, DeviceError, explain_device_error, open_pcm
+from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings, DeviceError
+from edgecap.audio.frame import Frame
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.levels import Levels, measure
 from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
@@ -31,92 +32,101 @@ _CARD = re.compile(r"CARD=([^,]+)")
 class Recording:
     pcm: bytearray = field(default_factory=bytearray)
     overruns: int = 0
-    open_error: DeviceError | None = None
     error: str | None = None
-
-
-def _record(
-    settings: CaptureSettings, periods: int, into: Recording, opened: Callable[[], None]
-) -> None:
-    """Open like the daemon, then blocking reads of ``periods`` periods (own thread)."""
-    try:
-        pcm = open_pcm(settings)
-    except DeviceError as exc:
-        into.open_error = exc
-        return
-    finally:
-        opened()
-    try:
-        got = 0
-        while got < periods:
-            n, data = pcm.read()
-            if n == -errno.EPIPE:
-                into.overruns += 1
-                continue
-            if n < 0:
-                into.error = f"audio device {settings.device!r} read failed: error {n}"
-                return
-            into.pcm.extend(data)
-            got += 1
-    except Exception as exc:  # alsaaudio.ALSAAudioError: the device vanished mid-read
-        into.error = explain_device_error(settings.device, exc)
-    finally:
-        pcm.close()
 
 
 async def record(settings: CaptureSettings, seconds: float) -> Recording:
     """Open like the daemon and record ``seconds``; ``DeviceError`` if it does not open.
 
-    Open and reads run in a daemon thread: a blocking open (a device held by another
-    program) or a stalled device is abandoned after a grace period and reported, and never
-    blocks the doctor.
+    The daemon's own capture process does the ALSA work: a device that does not open
+    within ``OPEN_TIMEOUT_SECONDS`` (held by another program, a sound server that does not
+    answer) is reported with its likely cause and the child is killed; a device that opens
+    but stalls is reported after ``seconds`` plus a grace period. Never blocks the doctor.
     """
     periods = max(1, math.ceil(seconds * 1000 / settings.frame_ms))
     result = Recording()
-    loop = asyncio.get_running_loop()
-    opened, done = asyncio.Event(), asyncio.Event()
+    outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+    done = asyncio.Event()
 
-    def signal(event: asyncio.Event) -> Callable[[], None]:
-        def fire() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone after a stall
-                loop.call_soon_threadsafe(event.set)
+    def on_frame(frame: Frame) -> None:
+        if len(result.pcm) < periods * settings.period_bytes:
+            result.pcm.extend(frame.pcm)
+        if len(result.pcm) >= periods * settings.period_bytes:
+            done.set()
 
-        return fire
+    def on_event(event: CaptureEvent) -> None:
+        if event.kind == "overrun":
+            result.overruns += 1
+        elif event.kind in ("opened", "unavailable") and not outcome.done():
+            outcome.set_result(event.detail if event.kind == "unavailable" else None)
+        elif event.kind == "unavailable" and not done.is_set():
+            result.error = event.detail
+            done.set()
 
-    def run() -> None:
-        _record(settings, periods, result, signal(opened))
-        signal(done)()
-
-    threading.Thread(target=run, name="edgecap-doctor-audio", daemon=True).start()
+    capture = CaptureProcess(
+        dataclasses.replace(settings, open_report_seconds=OPEN_TIMEOUT_SECONDS),
+        asyncio.get_running_loop(),
+        on_frame,
+        on_event,
+    )
+    capture.start()
     try:
-        await asyncio.wait_for(opened.wait(), OPEN_TIMEOUT_SECONDS)
-    except TimeoutError:
-        raise DeviceError(
-            f"audio device {settings.device!r} did not open within {OPEN_TIMEOUT_SECONDS:g} s; "
-            "it is busy: another program holds it"
-        ) from None
-    if result.open_error is not None:
-        raise result.open_error
-    try:
-        await asyncio.wait_for(done.wait(), seconds + READ_GRACE_SECONDS)
-    except TimeoutError:
-        result.error = (
-            f"audio device {settings.device!r} opened but delivered "
-            f"{len(result.pcm) // settings.period_bytes} of {periods} periods in "
-            f"{seconds + READ_GRACE_SECONDS:g} s: the device is stalled"
-        )
+        problem = await asyncio.wait_for(outcome, OPEN_TIMEOUT_SECONDS + READ_GRACE_SECONDS)
+        if problem is not None:
+            raise DeviceError(problem)
+        try:
+            await asyncio.wait_for(done.wait(), seconds + READ_GRACE_SECONDS)
+        except TimeoutError:
+            result.error = (
+                f"audio device {settings.device!r} opened but delivered "
+                f"{len(result.pcm) // settings.period_bytes} of {periods} periods in "
+                f"{seconds + READ_GRACE_SECONDS:g} s: the device is stalled"
+            )
+    finally:
+        await capture.stop()
     return result
 
 
-def open_fix(message: str, config_path: str) -> str:
-    """What to do when the device does not open (``message`` from ``open_pcm``)."""
+def edgecap_daemon_running(proc: Path = Path("/proc")) -> bool:
+    """Whether an `edgecap run` process (the service) is running on this machine (best
+    effort: with ProtectProc or hidepid another user's processes are invisible)."""
+    me = os.getpid()
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [os.path.basename(a.decode(errors="replace")) for a in argv if a]
+        if "run" in words and any(w == "edgecap" or w.startswith("edgecap") for w in words):
+            return True
+    return False
+
+
+def open_fix(message: str, config_path: str, *, daemon_running: bool = False) -> str:
+    """What to do when the device does not open (``message`` from the capture process)."""
+    held = "held by another program" in message or "busy" in message
+    if daemon_running and (held or "has not opened" in message):
+        return (
+            "the edgecap service is running and holds the device: stop it first "
+            "(`sudo systemctl stop edgecap`), run the doctor, then `sudo systemctl start "
+            "edgecap`"
+        )
+    if "sound server does not answer" in message:
+        return (
+            "PipeWire/Pulse does not answer: check it (`systemctl --user status pipewire "
+            "wireplumber` as its user), or capture from the card directly with the "
+            "`pipewire`/`pulse` device's card name: `edgecap devices` prints the "
+            "plughw:CARD=<name>,DEV=0 line for [audio]"
+        )
     if "not found" in message:
         return (
             "plug the microphone in, then run `edgecap devices` and copy the config line it "
             f"prints into [audio] of {config_path}; stable names (plughw:CARD=<name>,DEV=0) "
             "survive card renumbering, hw:1,0 does not"
         )
-    if "busy" in message:
+    if held:
         return (
             "another program records from the device; if the edgecap service runs, it holds "
             "it: `sudo systemctl stop edgecap`, run the doctor, `sudo systemctl start edgecap` "
@@ -212,7 +222,8 @@ async def check_audio(ctx: DoctorContext) -> CheckResult:
     try:
         recording = await record(settings, ctx.options.record_seconds)
     except DeviceError as exc:
-        return failed(CHECK, str(exc), open_fix(str(exc), str(ctx.cfg.path)), device=audio.device)
+        fix = open_fix(str(exc), str(ctx.cfg.path), daemon_running=edgecap_daemon_running())
+        return failed(CHECK, str(exc), fix, device=audio.device)
     if recording.error is not None:
         return failed(
             CHECK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edgecap.audio.capture import AlsaCapture, CaptureEvent, CaptureSettings
+from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings
 from edgecap.audio.frame import Frame
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import session_advice
@@ -53,7 +53,7 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
         turns.append(turn)
         ctx.options.on_line(f"turn {turn.turn_order}: {turn.text}")
 
-    capture = AlsaCapture(
+    capture = CaptureProcess(
         CaptureSettings(audio.device, audio.sample_rate, audio.frame_ms, audio.periods),
         loop,
         on_frame,
@@ -88,7 +88,7 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
         finally:
             timer.cancel()
     finally:
-        await asyncio.to_thread(capture.stop)
+        await capture.stop()
     billed = result.termination.session_duration_seconds if result.termination else None
     data = {
         "session_id": result.session_id,

@@ -72,6 +72,8 @@ class MqttPublisher:
         self.on_acked: Callable[[int, bool, str], None] | None = None
         self.on_message: Callable[[str, bytes], None] | None = None
         self.connects = 0
+        self.failures = 0
+        """Connection attempts that failed with an answer (refused, TLS, CONNACK, ...)."""
         self.published = 0
         self._retained: dict[str, _Retained] = {}
         self._subscriptions: dict[str, int] = {}
@@ -163,6 +165,7 @@ class MqttPublisher:
         self._failed(line)
 
     def _failed(self, line: str) -> None:
+        self.failures += 1
         if line != self._last_failure:
             log.error("MQTT: %s; retrying in the background", line)
             self._last_failure = line

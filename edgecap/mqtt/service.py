@@ -32,12 +32,17 @@ from edgecap.mqtt.spooldb import open_spool
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from edgecap.mqtt.topics import ONLINE, Topics
 from edgecap.protocol.messages import Turn
+from edgecap.runtime import Deadline
 from edgecap.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_JITTER_SECONDS = 1.0  # Home Assistant asks for a random delay after its birth
-DRAIN_SECONDS = 2.0  # how long a clean stop waits for the last PUBACKs
+DRAIN_SECONDS = 2.0  # how long a clean stop waits for the last PUBACKs, at most
+CONNECT_REPORT_SECONDS = 15.0  # silent connection attempts are reported after this
+STOP_SECONDS = 4.0  # a whole stop (a reload reconnecting to another broker, say)
+OFFLINE_WAIT_SECONDS = 1.0  # for the broker's PUBACK of `offline`
+STOP_THREAD_RESERVE_SECONDS = 0.3  # disconnecting and ending paho's thread
 
 
 def _dispatch(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> None:
@@ -67,6 +72,7 @@ class MqttService:
         self._stats_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        self._silence_reported = False
 
     @property
     def outbox(self) -> TurnOutbox:
@@ -89,7 +95,7 @@ class MqttService:
         p = self.publisher
         p.dispatch = lambda fn, *args: _dispatch(loop, fn, *args)
         p.on_connected = self._connected
-        p.on_disconnected = outbox.disconnected
+        p.on_disconnected = self._disconnected
         p.on_acked = outbox.acked
         p.on_message = self._on_message
         outbox.open()
@@ -99,12 +105,17 @@ class MqttService:
         self.publish_stats()
         p.start()
         self._stats_task = loop.create_task(self._stats_loop(), name="edgecap-mqtt-stats")
+        self._watch_connect()
 
-    async def stop(self) -> None:
-        """Wait briefly for unacknowledged turns, publish final stats and `offline`."""
+    async def stop(self, within: float = STOP_SECONDS) -> None:
+        """Within `within` seconds: wait for unacknowledged turns (at most half of it),
+        publish final stats and `offline`, disconnect. A broker that does not answer (or a
+        client stuck in a name lookup) is left behind: what it did not acknowledge stays in
+        the spool for the next start."""
         if self._stopped:
             return
         self._stopped = True
+        deadline = Deadline(within)
         if self._stats_task is not None:
             self._stats_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -114,10 +125,19 @@ class MqttService:
             drained = asyncio.Event()
             outbox.on_drained(drained.set)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(drained.wait(), DRAIN_SECONDS)
+                await asyncio.wait_for(drained.wait(), min(DRAIN_SECONDS, deadline.left() / 2))
         if outbox is not None:
             self.publish_stats()
-        await asyncio.to_thread(self.publisher.stop)
+        offline_wait = min(OFFLINE_WAIT_SECONDS, deadline.left(STOP_THREAD_RESERVE_SECONDS))
+        stopping = asyncio.ensure_future(asyncio.to_thread(self.publisher.stop, offline_wait))
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), deadline.left())
+        except TimeoutError:
+            log.warning(
+                "the MQTT client did not stop within %.1f s (broker or network not answering); "
+                "leaving it",
+                within,
+            )
         if outbox is not None:
             for _ in range(2):  # PUBACKs handed over before paho stopped, then their flush
                 await asyncio.sleep(0)
@@ -164,7 +184,37 @@ class MqttService:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _watch_connect(self) -> None:
+        """Say so when a connection attempt gets no answer at all: paho reports refusals
+        and errors, but a name lookup or a TCP connect that hangs is silent."""
+        if self._loop is not None and not self._stopped:
+            failures = self.publisher.failures
+            self._loop.call_later(CONNECT_REPORT_SECONDS, self._connect_overdue, failures)
+
+    def _connect_overdue(self, failures_before: int) -> None:
+        p = self.publisher
+        if self._stopped or p.connected.is_set():
+            return
+        if p.failures == failures_before:
+            level = logging.DEBUG if self._silence_reported else logging.ERROR
+            self._silence_reported = True
+            log.log(
+                level,
+                "MQTT: no connection to %s:%s after %.0f s and no answer yet: the name lookup "
+                "or the connection hangs (check DNS, the network and mqtt.host); still trying, "
+                "transcripts wait in the spool",
+                self.options.host,
+                self.options.port,
+                CONNECT_REPORT_SECONDS,
+            )
+        self._watch_connect()
+
+    def _disconnected(self) -> None:
+        self.outbox.disconnected()
+        self._watch_connect()
+
     def _connected(self) -> None:
+        self._silence_reported = False
         self.outbox.connected()
         self.publish_stats()  # the copy re-sent on connect may be from before the outage
 

@@ -90,6 +90,9 @@ class StreamingSession:
         self._last_turn_message_at: float | None = None
         self.plan: RotationPlan | None = None
         self._sender: Sender | None = None  # while `run()` runs
+        self.finish_by: float | None = None
+        """Monotonic time by which a stopping session must have ended (the daemon's stop
+        budget): the drain and the wait for `Termination` share what is left of it."""
 
     # -- opening -----------------------------------------------------------------------
 
@@ -111,14 +114,25 @@ class StreamingSession:
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise SessionFailed(classify_http_status(status), "handshake") from exc
-        except (TimeoutError, OSError, InvalidHandshake) as exc:
+        except TimeoutError as exc:
+            detail = (
+                f"{shown} did not complete the WebSocket handshake within "
+                f"{s.connect_timeout:g} s (a name lookup, the connection or the server's "
+                "answer hangs); check the network and streaming.url"
+            )
+            raise SessionFailed(classify_network(detail), "handshake") from exc
+        except (OSError, InvalidHandshake) as exc:
             detail = f"cannot connect to {shown}: {exc or type(exc).__name__}"
             raise SessionFailed(classify_network(detail), "handshake") from exc
         try:
             self.begin = await asyncio.wait_for(self._wait_begin(), s.begin_timeout)
         except TimeoutError as exc:
             await self._ws.close()
-            detail = f"no Begin within {s.begin_timeout:g} s after connecting"
+            detail = (
+                f"the streaming server accepted the connection but sent no Begin within "
+                f"{s.begin_timeout:g} s: it is overloaded or not an AssemblyAI v3 endpoint "
+                "(check streaming.url); retrying"
+            )
             raise SessionFailed(classify_network(detail), "begin") from exc
         except ConnectionClosed as exc:
             raise SessionFailed(self._classify_end(), "begin") from exc
@@ -153,6 +167,13 @@ class StreamingSession:
         finally:
             await self._ws.close()
         return self._termination
+
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake (the server notices the
+        close and stops billing)."""
+        ws = self._ws
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
 
     @property
     def turn_open(self) -> bool:
@@ -271,6 +292,8 @@ class StreamingSession:
         is buffered is sent first; on a rotation it waits for the next session instead."""
         assert self._ws is not None
         timeout = self.settings.terminate_timeout
+        if self.finish_by is not None:  # stopping: the drain and the wait share the budget
+            timeout = max(0.1, min(timeout, (self.finish_by - time.monotonic()) / 2))
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await sender
@@ -291,6 +314,8 @@ class StreamingSession:
                 )
         finally:
             receiver.cancel()
+            if self.finish_by is not None:  # the closing handshake gets what is left
+                self._ws.close_timeout = max(0.05, self.finish_by - time.monotonic())
             await self._ws.close()
 
     def audio_arrived(self) -> bool:

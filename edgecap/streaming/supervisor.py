@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
@@ -52,6 +53,7 @@ STABLE_SESSION_SECONDS = RetrySettings().stable_seconds  # the default; see stre
 
 
 BILLING_TICK_SECONDS = 1.0
+T = TypeVar("T")
 
 
 class Stopping(Exception):
@@ -140,11 +142,26 @@ class SessionSupervisor:
         self.billing = BillingGuard(admission, vad=vad, ledger=ledger, store=store, clock=clock)
         self._on_billing = on_billing
         self._close_reason = ""
+        self._opening: StreamingSession | None = None  # between connect and Begin
+        self._finish_by: float | None = None  # when stopping: the session's end, at the latest
 
-    def stop(self) -> None:
-        """End the current session gracefully and do not open another."""
+    def stop(self, within: float | None = None) -> None:
+        """End the current session gracefully and do not open another. `within`: seconds
+        the session may take to drain and wait for `Termination` (the daemon's stop
+        budget); a token request, connect or wait for `Begin` in progress ends at once."""
+        if within is not None:
+            self._finish_by = self._clock() + within
+            if self.current is not None:
+                self.current.finish_by = self._finish_by
         self._stop.set()
         self.session_stop.set()
+
+    def abort(self) -> None:
+        """Close the current or opening session's connection at once (no closing
+        handshake): the stop budget is spent."""
+        for session in (self.current, self._opening):
+            if session is not None:
+                session.abort()
 
     # -- audio in ------------------------------------------------------------------------
 
@@ -243,7 +260,7 @@ class SessionSupervisor:
             await self._wait_or_stop(self.billing.wanted.wait())
         self.session_stop.clear()
         self._close_reason = ""
-        token, spare = await self.prefetcher.get()
+        token, spare = await self._wait_or_stop(self.prefetcher.get())
         settings = self._settings()
         session = StreamingSession(
             settings,
@@ -253,10 +270,18 @@ class SessionSupervisor:
             self._on_partial,
             token_ready=self._token_ready,
         )
-        begin = await session.open(token.value)
+        self._opening = session
+        try:
+            begin = await self._wait_or_stop(session.open(token.value))
+        except Stopping:
+            session.abort()  # a connection without Begin: nothing to terminate, not billed
+            raise
+        finally:
+            self._opening = None
         self.policy.session_began(self._clock())
         self.billing.session_began(begin.id)
         self.current = session
+        session.finish_by = self._finish_by
         self.stats.sessions += 1
         self.status.counters.sessions += 1
         if self._prefetch:
@@ -314,14 +339,19 @@ class SessionSupervisor:
 
     # -- waiting -------------------------------------------------------------------------
 
-    async def _wait_or_stop(self, awaitable: Awaitable[object]) -> None:
+    async def _wait_or_stop(self, awaitable: Awaitable[T]) -> T:
+        """`awaitable`'s result, unless the daemon stops first (it is then cancelled)."""
         waiter = asyncio.ensure_future(awaitable)
         stopper = asyncio.ensure_future(self._stop.wait())
-        done, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        if stopper in done:
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not waiter.done():
+                waiter.cancel()
+        if not waiter.done() or waiter.cancelled():
             raise Stopping
+        return waiter.result()
 
     async def _sleep(self, seconds: float) -> None:
         await self._wait_or_stop(self._sleeper(seconds))
