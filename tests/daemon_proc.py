@@ -32,8 +32,13 @@ def write_config(path: Path, top: dict[str, Any], sections: dict[str, dict[str, 
 class DaemonProcess:
     """`edgecap run --config PATH` with a given environment; stderr kept for assertions."""
 
-    def __init__(self, config: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str], *, prefix: list[str] | None = None
+    ) -> None:
+        """`prefix` runs the daemon through a wrapper that ends by exec'ing its arguments
+        (e.g. `unshare -m sh -c '...; exec "$0" "$@"' python`), so `pid` stays the daemon."""
         self.config = config
+        self.prefix = prefix or [sys.executable]
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("EDGECAP_")},
             "PYTHONPATH": str(REPO),
@@ -47,7 +52,7 @@ class DaemonProcess:
 
     async def start(self) -> DaemonProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
+            *self.prefix,
             "-m",
             "edgecap",
             "run",

@@ -7,6 +7,8 @@ default plan applies when the queue is empty.
 Compact text form (``edgecap simulate --fault SPEC``)::
 
     handshake:STATUS            reject the upgrade with HTTP STATUS and a JSON body
+    handshake-hang              accept TCP, read the upgrade request, never answer it
+    no-begin                    accept the upgrade, then never send Begin
     before-begin:CODE[:REASON]  accept, then close with CODE before Begin
     close:CODE[:REASON]@WHEN    Error frame (not for 1000) then close with CODE
     drop@WHEN                   cut the TCP connection (1006 at the client)
@@ -25,7 +27,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["handshake", "before_begin", "close", "drop", "stall"]
+FaultKind = Literal[
+    "handshake", "handshake_hang", "no_begin", "before_begin", "close", "drop", "stall"
+]
 
 DEFAULT_REASONS: dict[int, str] = {
     1000: "",
@@ -76,6 +80,16 @@ class FaultPlan:
     ) -> FaultPlan:
         """Reject the HTTP upgrade with ``status`` and a JSON body."""
         return cls("handshake", status=status, body=body, headers=dict(headers or {}))
+
+    @classmethod
+    def handshake_hang(cls) -> FaultPlan:
+        """Accept the TCP connection and the upgrade request, and never answer it."""
+        return cls("handshake_hang")
+
+    @classmethod
+    def no_begin(cls) -> FaultPlan:
+        """Complete the upgrade, then never send Begin (pings and a close are answered)."""
+        return cls("no_begin")
 
     @classmethod
     def close_before_begin(cls, code: int, reason: str | None = None) -> FaultPlan:
@@ -177,6 +191,10 @@ def parse_fault(spec: str) -> list[FaultPlan]:
     plan: FaultPlan
     if kind == "handshake":
         plan = FaultPlan.handshake(_code(code_text))
+    elif kind in ("handshake-hang", "handshake_hang") and not rest:
+        plan = FaultPlan.handshake_hang()
+    elif kind in ("no-begin", "no_begin") and not rest:
+        plan = FaultPlan.no_begin()
     elif kind in ("before-begin", "before_begin"):
         plan = FaultPlan.close_before_begin(_code(code_text), reason)
     elif kind == "close":

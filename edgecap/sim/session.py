@@ -146,6 +146,15 @@ class SimSession:
             return
         rec.auth_kind, rec.token = grant.kind, grant.token
         plan = rec.fault
+        if plan is not None and plan.kind == "no_begin":
+            # upgraded and authenticated, then nothing: frames are read (pings and the
+            # client's close are answered by the library) but Begin never comes
+            await self.ws.wait_closed()
+            received = self.ws.protocol.close_rcvd
+            if received is not None:
+                rec.close_code, rec.close_reason = received.code, received.reason
+                rec.closed_by = "client"
+            return
         if plan is not None and plan.kind == "before_begin":
             await self._close(plan.code or CLOSE_UNAUTHORIZED, plan.close_text)
             return

@@ -17,6 +17,7 @@ Endpoints, on one port (``127.0.0.1:0`` by default):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -93,6 +94,7 @@ class StreamingSimulator(LoopbackServer):
         self.sessions: list[SessionRecord] = []
         self.handshake_attempts = 0
         self.handshake_rejections = 0
+        self.handshake_hangs = 0
         self.minted_tokens: list[str] = []
         self._faults: deque[FaultPlan] = deque()
         self._plans: dict[ServerConnection, FaultPlan | None] = {}
@@ -265,6 +267,11 @@ class StreamingSimulator(LoopbackServer):
                 headers.setdefault("Retry-After", "1")
             log.info("simulator: handshake rejected with HTTP %d (scheduled fault)", status)
             return json_response(status, plan.handshake_body, headers)
+        if plan is not None and plan.kind == "handshake_hang":
+            self.handshake_hangs += 1
+            self._notifier.notify()
+            log.info("simulator: not answering the upgrade request (scheduled fault)")
+            await asyncio.Event().wait()  # until the server closes (or its open_timeout)
         self._plans[ws] = plan
         self._notifier.notify()
         return None

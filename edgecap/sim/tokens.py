@@ -83,6 +83,8 @@ class TokenServiceSimulator(LoopbackServer):
         self.clock = clock
         self.requests: list[TokenRequestRecord] = []
         self._notifier = Notifier()
+        self.requests_started = 0
+        """Requests received, answered or not (`requests` holds the answered ones)."""
         self._server: Server | None = None
         self._port: int | None = None
 
@@ -134,6 +136,12 @@ class TokenServiceSimulator(LoopbackServer):
         await self._notifier.wait_until(lambda: len(self.requests) >= count, f"{count} requests")
         return list(self.requests)
 
+    async def wait_for_started(self, count: int) -> None:
+        """Wait until ``count`` requests arrived, answered or not (a hanging ``slow``)."""
+        await self._notifier.wait_until(
+            lambda: self.requests_started >= count, f"{count} requests started"
+        )
+
     @property
     def wait_timeout(self) -> float:
         """Seconds after which ``wait_for_requests`` gives up."""
@@ -144,6 +152,8 @@ class TokenServiceSimulator(LoopbackServer):
         self._notifier.timeout = seconds
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response:
+        self.requests_started += 1
+        self._notifier.notify()
         path, params = split_target(request.path)
         auth = request.headers.get("Authorization")
         expected = f"Bearer {self.credential}"

@@ -97,13 +97,19 @@ class AlsaFifoSource:
         )
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> AlsaFifoSource:
-        if self._thread is not None:
-            raise RuntimeError("already started")
+    def prepare(self) -> AlsaFifoSource:
+        """Define the device and make its FIFO, with no writer yet: a reader that opens the
+        device now blocks in open(2) until `start()` (a device whose open hangs)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.asound_conf(), encoding="utf-8")
         if not self.fifo_path.exists():
             os.mkfifo(self.fifo_path, 0o600)
+        return self
+
+    def start(self) -> AlsaFifoSource:
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        self.prepare()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"alsa-feeder-{self.device}")
         self._thread.daemon = True
