@@ -444,13 +444,17 @@ class Daemon:
 def run_command(config_path: str | None) -> int:
     """`edgecap run`: exit 0 after a clean stop, 78 on a bad config."""
     try:
-        loaded = load_config(config_path)
+        loaded = load_config(config_path)  # any failure is a ConfigError of one-line problems
     except ConfigError as exc:
         setup_logging("info")
         for problem in exc.problems:
             log.error("config: %s", problem)
+        for warning in exc.warnings:
+            log.warning("config: %s", warning)
         return EX_CONFIG
     setup_logging(loaded.config.logging.level, secrets_of(loaded), loaded.config.logging.target)
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning, extra={"ERROR_CLASS": "config"})
 
     async def main() -> int:
         return await Daemon(loaded).run()

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from edgecap.config.base import printable
 from edgecap.config.load import default_config_path, load_config
 from edgecap.config.problems import ConfigError
 
@@ -18,20 +19,27 @@ def _host_port(host: str, port: int) -> str:
 
 
 def check_config_command(path: str | None, environ: Mapping[str, str] | None = None) -> int:
-    """Print ``config OK: ...`` and return 0, or print every problem to stderr and return 78."""
+    """Print ``config OK: ...`` and return 0, or print every problem to stderr and return 78.
+
+    Warnings go to stderr in both cases, one ``warning:`` line each; stdout stays one line.
+    """
     env = os.environ if environ is None else environ
     config_path = path if path else str(default_config_path(env))
     try:
-        loaded = load_config(config_path, env)
+        loaded = load_config(path or None, env)
     except ConfigError as exc:
-        print(f"config invalid: {config_path}", file=sys.stderr)
+        print(f"config invalid: {printable(config_path)}", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return EX_CONFIG
     config = loaded.config
     print(
-        f"config OK: {loaded.path} (device_id={config.device_id}, auth={config.auth.mode}, "
-        f"streaming={config.streaming.url}, "
+        f"config OK: {printable(str(loaded.path))} (device_id={config.device_id}, "
+        f"auth={config.auth.mode}, streaming={config.streaming.url}, "
         f"mqtt={_host_port(config.mqtt.host, config.mqtt.port)})"
     )
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EX_OK

@@ -4,18 +4,19 @@ Section and key are case-insensitive. ``EDGECAP_DEVICE_ID`` and ``EDGECAP_STATE_
 override the top-level keys. Values stay strings; pydantic's lax mode converts
 them. An empty value for a key whose default is unset (e.g. ``mqtt.username``)
 means "unset". Other ``EDGECAP_*`` names without ``__`` (``EDGECAP_CONFIG``, the
-secret variables) are not overrides and are ignored here.
+secret variables) are not overrides and are ignored here. A name or value that is not
+UTF-8 (os.environ holds such bytes as lone surrogates) is refused, never shown.
 """
 
 from __future__ import annotations
 
-import copy
 import types
 from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from edgecap.config.base import is_utf8, printable
 from edgecap.config.model import SECTION_MODELS
 from edgecap.config.problems import inline_secret_hint, suggest_key
 
@@ -35,11 +36,22 @@ def apply_env_overrides(
     data: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """Return (data with overrides applied, {key path: source label}, problems)."""
-    result: dict[str, Any] = copy.deepcopy(dict(data))
+    # Only section tables are changed: copy two levels (a deep copy recursed once per level of
+    # nesting in the file and raised RecursionError on a hostile one).
+    result = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     sources: dict[str, str] = {}
     problems: list[str] = []
     for var in sorted(environ):
         value = environ[var]
+        is_override = var in TOP_LEVEL_OVERRIDES or (
+            var.startswith(ENV_PREFIX) and SEPARATOR in var[len(ENV_PREFIX) :]
+        )
+        if is_override and not (is_utf8(var) and is_utf8(value)):
+            problems.append(
+                f"environment variable {printable(var)}: is not valid UTF-8 text; "
+                "set it to UTF-8 text or unset it"
+            )
+            continue
         if var in TOP_LEVEL_OVERRIDES:
             key = TOP_LEVEL_OVERRIDES[var]
             result[key] = value

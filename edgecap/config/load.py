@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +10,17 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from edgecap.config.base import is_utf8, path_problem
 from edgecap.config.env import apply_env_overrides
+from edgecap.config.files import read_toml
 from edgecap.config.model import SECTION_MODELS, AuthMode, Config, default_state_dir
-from edgecap.config.problems import ConfigError, remove_inline_secrets, validation_problems
+from edgecap.config.problems import (
+    ConfigError,
+    internal_error_problem,
+    one_line,
+    remove_inline_secrets,
+    validation_problems,
+)
 from edgecap.config.secrets import Secrets, resolve_secrets
 
 DEFAULT_CONFIG_PATH = Path("/etc/edgecap/edgecap.toml")
@@ -22,11 +29,16 @@ CONFIG_FILE_NAME = "edgecap.toml"
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A validated configuration, its resolved secrets and the file it came from."""
+    """A validated configuration, its resolved secrets and the file it came from.
+
+    ``warnings`` are one-line notes that do not stop the daemon (a secret file others can
+    read); `check-config` prints them and the daemon logs them at start.
+    """
 
     config: Config
     secrets: Secrets
     path: Path
+    warnings: tuple[str, ...] = ()
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -41,45 +53,19 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return DEFAULT_CONFIG_PATH
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, [
-            f"{path}: config file not found; copy config/edgecap.toml from the edgecap "
-            "sources there and edit it, or pass --config PATH (or set EDGECAP_CONFIG)"
-        ]
-    except IsADirectoryError:
-        return None, [f"{path}: is a directory; pass the path of the TOML file"]
-    except PermissionError:
-        return None, [
-            f"{path}: cannot be read (permission denied); make it readable by the service user"
-        ]
-    except OSError as exc:
-        return None, [f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, [f"{path}: is not UTF-8 text"]
-    try:
-        return tomllib.loads(text), []
-    except tomllib.TOMLDecodeError as exc:
-        return None, [f"{path}: TOML syntax error: {exc}; fix the file (strings need quotes)"]
-
-
 def _raw_path(table: Any, key: str) -> tuple[Path | None, bool]:
     """(path, usable) of a file key from unvalidated data; unusable when its type is wrong."""
     value = table.get(key) if isinstance(table, dict) else None
     if value is None:
         return None, True
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and value.strip() and path_problem(value) is None:
         return Path(value), True
     return None, False
 
 
 def _secrets_best_effort(
     data: dict[str, Any], environ: Mapping[str, str], base_dir: Path
-) -> list[str]:
+) -> tuple[list[str], tuple[str, ...]]:
     """Secret problems for a config that failed validation, so they are reported too."""
     auth = data.get("auth", {})
     mqtt = data.get("mqtt", {})
@@ -98,7 +84,7 @@ def _secrets_best_effort(
         )
         if not ok
     }
-    _, problems = resolve_secrets(
+    secrets, problems = resolve_secrets(
         auth_mode=mode.lower() if mode else None,
         credential_file=credential,
         api_key_file=api_key,
@@ -107,11 +93,23 @@ def _secrets_best_effort(
         base_dir=base_dir,
         skip=frozenset(skip),
     )
-    return problems
+    return problems, secrets.warnings
 
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _location_problems(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> list[str]:
+    """The variables naming the file must be UTF-8, like everything edgecap reads from the
+    environment (the path ends up in logs and status lines)."""
+    if path is not None:
+        return []
+    return [
+        f"environment variable {name}: is not valid UTF-8 text; set it to a UTF-8 path"
+        for name in ("EDGECAP_CONFIG", "CONFIGURATION_DIRECTORY")
+        if not is_utf8(env.get(name, ""))
+    ]
 
 
 def load_config(
@@ -119,14 +117,29 @@ def load_config(
 ) -> LoadedConfig:
     """Load, override, validate and resolve secrets; raise ``ConfigError`` with every problem.
 
-    Relative secret file paths are taken relative to the config file's directory.
+    Relative secret file paths are taken relative to the config file's directory. Any other
+    exception is a bug: it becomes a ``ConfigError`` of one line naming the exception and
+    where it was raised (chained as ``__cause__``), so that no hostile file or environment
+    ends the daemon with a traceback and exit status 1 (which systemd restarts in a loop).
     """
     env = os.environ if environ is None else environ
+    try:
+        return _load(path, env)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        where = path if path is not None else "the configuration"
+        raise ConfigError([internal_error_problem(where, exc)]) from exc
+
+
+def _load(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> LoadedConfig:
+    problems = _location_problems(path, env)
+    if problems:
+        raise ConfigError(problems)
     config_path = Path(path) if path is not None else default_config_path(env)
     base_dir = config_path.parent
-    problems: list[str] = []
 
-    data, read_problems = _read_toml(config_path)
+    data, read_problems = read_toml(config_path)
     problems += read_problems
     data, inline_problems = remove_inline_secrets(data or {})
     problems += inline_problems
@@ -137,6 +150,8 @@ def load_config(
 
     if "state_dir" not in data:
         data["state_dir"] = str(default_state_dir(env))
+        if env.get("STATE_DIRECTORY"):
+            env_sources.setdefault("state_dir", "environment variable STATE_DIRECTORY")
     for section in SECTION_MODELS:
         data.setdefault(section, {})  # validate absent sections too (auth has a required key)
     config: Config | None = None
@@ -147,8 +162,8 @@ def load_config(
         validation_error = exc
     if validation_error is not None:
         problems += validation_problems(validation_error, env_sources)
-        problems += _secrets_best_effort(data, env, base_dir)
-        raise ConfigError(_dedupe(problems))
+        secret_problems, warnings = _secrets_best_effort(data, env, base_dir)
+        raise ConfigError(_dedupe(problems + secret_problems), warnings)
     assert config is not None
 
     secrets, secret_problems = resolve_secrets(
@@ -165,6 +180,12 @@ def load_config(
             "mqtt.username: required when an MQTT password is configured "
             f"({secrets.sources['mqtt_password']}); MQTT sends a password only with a user name"
         )
+    if secrets.mqtt_password is not None and len(secrets.mqtt_password.encode()) > 65535:
+        problems.append(
+            f"mqtt.password_file: the MQTT password ({secrets.sources['mqtt_password']}) is "
+            "longer than 65535 bytes, the most MQTT can carry; use a shorter one"
+        )
     if problems:
-        raise ConfigError(_dedupe(problems))
-    return LoadedConfig(config=config, secrets=secrets, path=config_path)
+        raise ConfigError(_dedupe(problems), secrets.warnings)
+    warnings = tuple(one_line(w) for w in secrets.warnings)
+    return LoadedConfig(config, secrets, config_path, warnings)

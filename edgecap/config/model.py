@@ -25,6 +25,7 @@ from edgecap.config.base import (
     _lower,
     _q,
     _Section,
+    _usable_path,
     config_problem,
 )
 from edgecap.config.session import SessionConfig
@@ -34,9 +35,15 @@ from edgecap.config.urls import (
     V3_TOKEN_URL,
     check_http_url,
     check_streaming_url,
+    host_problem,
 )
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_NAME_CHARS = 1024  # device, user and topic names: far below MQTT's 65535-byte strings
+MAX_URL_CHARS = 2048
+# Network waits: long enough for a slow link, short enough that a stuck peer is noticed.
+MAX_NETWORK_TIMEOUT_SECONDS = 60
+MAX_TERMINATE_TIMEOUT_SECONDS = 30
 DEFAULT_STATE_DIR = Path("/var/lib/edgecap")
 TOKEN_SERVICE_EXAMPLE = "https://keypool.example.com/v1/assemblyai"  # noqa: S105 - a URL
 
@@ -72,7 +79,7 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
 
 
 class AudioConfig(_Section):
-    device: str = Field(default="default", min_length=1)
+    device: str = Field(default="default", min_length=1, max_length=MAX_NAME_CHARS)
     sample_rate: Int = Field(default=16000, ge=8000, le=48000)
     frame_ms: Int = Field(default=50, ge=50, le=1000)
     periods: Int = Field(default=4, ge=2, le=32)
@@ -106,12 +113,12 @@ class AudioConfig(_Section):
 
 class AuthConfig(_Section):
     mode: AuthMode = "token_service"
-    token_service_url: str | None = None
+    token_service_url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
     credential_file: FilePath | None = None
     api_key_file: FilePath | None = None
-    api_token_url: str = V3_TOKEN_URL
+    api_token_url: str = Field(default=V3_TOKEN_URL, max_length=MAX_URL_CHARS)
     token_expires_in_seconds: Int = Field(default=60, ge=1, le=600)
-    request_timeout_seconds: Float = Field(default=10.0, gt=0)
+    request_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -150,12 +157,12 @@ class AuthConfig(_Section):
 
 
 class StreamingConfig(_Section):
-    url: str = V3_STREAMING_URL
+    url: str = Field(default=V3_STREAMING_URL, max_length=MAX_URL_CHARS)
     speech_model: SpeechModel = "universal-streaming-english"
     format_turns: bool = True
-    connect_timeout_seconds: Float = Field(default=10.0, gt=0)
-    begin_timeout_seconds: Float = Field(default=10.0, gt=0)
-    terminate_timeout_seconds: Float = Field(default=5.0, gt=0)
+    connect_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
+    begin_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
+    terminate_timeout_seconds: Float = Field(default=5.0, gt=0, le=MAX_TERMINATE_TIMEOUT_SECONDS)
     # Resilience (issue 3): reconnect policy, replay buffer and catch-up pacing.
     reconnect_max_seconds: Float = Field(default=30.0, ge=0.1, le=3600)
     stable_session_seconds: Float = Field(default=30.0, ge=1, le=3600)
@@ -220,9 +227,9 @@ class EndpointingConfig(_Section):
 class MqttConfig(_Section):
     host: str = "localhost"
     port: Int = Field(default=1883, ge=1, le=65535)
-    prefix: str = "edgecap"
-    client_id: str | None = None
-    username: str | None = None
+    prefix: str = Field(default="edgecap", max_length=MAX_NAME_CHARS)
+    client_id: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    username: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
     password_file: FilePath | None = None
     keepalive_seconds: Int = Field(default=60, ge=5, le=3600)
     reconnect_min_seconds: Int = Field(default=1, ge=1, le=3600)
@@ -237,7 +244,7 @@ class MqttConfig(_Section):
     partials: bool = False
     hermes: bool = False
     discovery: bool = False
-    discovery_prefix: str = "homeassistant"
+    discovery_prefix: str = Field(default="homeassistant", max_length=MAX_NAME_CHARS)
 
     def effective_client_id(self, device_id: str) -> str:
         """The MQTT client id: ``client_id`` if set, else ``edgecap-<device_id>``."""
@@ -246,13 +253,19 @@ class MqttConfig(_Section):
     @field_validator("host")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        if not value.strip() or value != value.strip():
-            raise config_problem(f"must be a host name or address without spaces (got {_q(value)})")
+        if not value or any(c.isspace() or not c.isprintable() for c in value):
+            raise config_problem(
+                f"must be a host name or address without spaces or control characters "
+                f"(got {_q(value)})"
+            )
         if "://" in value or "/" in value:
             raise config_problem(
                 "give only the broker's host name or address (no scheme or path); "
                 "the port goes in mqtt.port"
             )
+        problem = host_problem(value)
+        if problem:
+            raise config_problem(f"{problem} (got {_q(value)})")
         return value
 
     @field_validator("protocol", mode="before")
@@ -384,6 +397,7 @@ class Config(_Section):
     def _check_state_dir(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise config_problem("must not be empty; remove the key to use the default")
+        _usable_path(value)
         if isinstance(value, str | Path) and not Path(value).is_absolute():
             raise config_problem(f"must be an absolute path (got {_q(str(value))})")
         return value

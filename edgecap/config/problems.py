@@ -8,21 +8,35 @@ never quoted back.
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from edgecap.config.base import CUSTOM_ERROR_TYPE
+from edgecap.config.base import CUSTOM_ERROR_TYPE, printable, shorten
 from edgecap.config.model import SECTION_MODELS, Config
+
+MAX_LINE_CHARS = 1000  # a problem line stays one readable journal line (LineMax is 48 KiB)
+
+
+def one_line(text: str) -> str:
+    """A problem or warning as it may be shown: printable, on one line, of bounded length."""
+    return shorten(printable(text), MAX_LINE_CHARS)
 
 
 class ConfigError(Exception):
-    """The configuration is unusable; ``problems`` lists every reason, one line each."""
+    """The configuration is unusable; ``problems`` lists every reason, one line each.
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: list[str] = list(problems)
+    ``warnings`` (e.g. a secret file others can read) do not make it unusable; they are
+    carried so that a rejected configuration still shows them. Both are made printable.
+    """
+
+    def __init__(self, problems: Sequence[str], warnings: Sequence[str] = ()) -> None:
+        self.problems: list[str] = [one_line(p) for p in problems]
+        self.warnings: list[str] = [one_line(w) for w in warnings]
         super().__init__(self.problems)
 
     def __str__(self) -> str:
@@ -134,10 +148,33 @@ def show_value(value: Any) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+        text = json.dumps(shorten(value, 200), ensure_ascii=False)
+    elif isinstance(value, int) and abs(value) >= 10**60:
+        text = f"a number of {len(str(abs(value)))} digits"
     else:
         text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return printable(shorten(text))
+
+
+def _frame_name(frame: traceback.FrameSummary) -> str:
+    parts = Path(frame.filename).parts
+    kept = parts[parts.index("edgecap") :] if "edgecap" in parts else parts[-2:]
+    return f"{'/'.join(kept)}:{frame.lineno}"
+
+
+def internal_error_problem(where: object, exc: BaseException) -> str:
+    """The one line shown for an unexpected exception: what and where, enough to report it
+    (the innermost frame, and the innermost edgecap frame when that is elsewhere)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "edgecap" in Path(f.filename).parts]
+    places = list(dict.fromkeys(_frame_name(f) for f in frames[-1:] + ours[-1:]))
+    at = f" at {' via '.join(places)}" if places else ""
+    message = f": {shorten(str(exc), 200)}" if str(exc) else ""
+    return (
+        f"{where}: could not be checked: unexpected {type(exc).__name__}{message}{at}; "
+        "this is a bug in edgecap, please report this line; meanwhile look for unusual "
+        "values in the file and in the EDGECAP_* environment"
+    )
 
 
 def _bounds_text(model: type[BaseModel] | None, field: str) -> str | None:
@@ -168,6 +205,7 @@ _TYPE_WORDS = {
     "int_type": "an integer",
     "int_parsing": "an integer",
     "int_from_float": "a whole number",
+    "int_parsing_size": "an integer",
     "float_type": "a number",
     "float_parsing": "a number",
     "bool_not_number": "a number",
@@ -195,6 +233,8 @@ def _describe(err: ErrorDetails, loc: Sequence[str]) -> str:
         return "must be a string (in quotes)"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {err.get('ctx', {}).get('max_length')} characters long"
     if kind in ("path_type", "path_parsing"):
         return "must be a path (a string)"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -224,7 +264,7 @@ def validation_problems(
     env_sources = env_sources or {}
     problems: list[str] = []
     for err in exc.errors(include_url=False):
-        loc = [str(part) for part in err["loc"]]
+        loc = [shorten(str(part)) for part in err["loc"]]
         kind = err["type"]
         if kind == "extra_forbidden":
             problems.append(unknown_key_problem(loc))

@@ -36,11 +36,24 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def host_problem(host: str) -> str | None:
+    """Why the resolver would refuse ``host`` (it raises UnicodeError, not an OSError), or None."""
+    if len(host) > 253:
+        return "is longer than 253 characters, the most a host name may have"
+    try:
+        host.encode("idna")  # what socket.getaddrinfo does with a str host
+    except UnicodeError:
+        return "is not a valid host name: each dot-separated part must be 1 to 63 characters"
+    return None
+
+
 def _split(url: str) -> tuple[SplitResult | None, list[str]]:
     if not url.strip():
         return None, ["must not be empty"]
     if url != url.strip():
         return None, ["must not start or end with whitespace"]
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return None, ["must not contain spaces or control characters (encode them as %XX)"]
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
@@ -93,6 +106,8 @@ def _scheme_problems(parts: SplitResult, plain: str, secure: str, example: str) 
         problems.append(f"must be {article} {secure}:// URL (got scheme {shown}), e.g. {example}")
     if not parts.hostname:
         problems.append(f"has no host; use e.g. {example}")
+    elif (problem := host_problem(parts.hostname)) is not None:
+        problems.append(f"the host {problem}")
     return problems
 
 
