@@ -369,6 +369,8 @@ class Daemon:
             self.notifier.status(f"{self.status_line()}; reload rejected: {exc.problems[0]}")
             return
         old, self.loaded = self.loaded, new
+        for warning in new.warnings:
+            log.warning("reload: %s", warning)
         update_secrets(secrets_of(new))
         set_level(new.config.logging.level)
         changed = [

@@ -4,6 +4,7 @@ the renderers, and loading a partly broken configuration."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from edgecap.doctor.audio_check import judge as judge_audio
+from edgecap.doctor.config_check import check_config
+from edgecap.doctor.context import DoctorContext, DoctorOptions
 from edgecap.doctor.explain import config_fix, network_kind, session_advice, token_fix
 from edgecap.doctor.levels import measure
 from edgecap.doctor.loading import load_doctor_config
@@ -284,3 +287,35 @@ def test_installed_credentials_are_used_like_the_unit_does(tmp_path: Path) -> No
     assert cfg.valid, cfg.problems
     assert cfg.secrets.token_service_credential == "team-cred-xyz"
     assert str(creds) in cfg.credentials_note
+
+
+async def test_a_secret_file_others_can_read_is_a_config_warning(tmp_path: Path) -> None:
+    secret = tmp_path / "credential"
+    secret.write_text("team-cred-xyz\n")
+    secret.chmod(0o644)
+    path = write_config(
+        tmp_path / "edgecap.toml",
+        {},
+        {
+            "auth": {
+                "token_service_url": "http://127.0.0.1:9/v1/assemblyai",
+                "credential_file": str(secret),
+            }
+        },
+    )
+    cfg = load_doctor_config(path, {}, installed_credentials=tmp_path / "none")
+    result = await check_config(DoctorContext(cfg, DoctorOptions()))
+    assert result.result == "warn"
+    assert str(secret) in result.detail
+    assert "chmod 600" in result.fix
+    secret.chmod(0o600)
+    cfg = load_doctor_config(path, {}, installed_credentials=tmp_path / "none")
+    assert (await check_config(DoctorContext(cfg, DoctorOptions()))).result == "pass"
+
+
+def test_a_config_path_that_is_a_fifo_does_not_block_the_doctor(tmp_path: Path) -> None:
+    fifo = tmp_path / "edgecap.toml"
+    os.mkfifo(fifo)
+    cfg = load_doctor_config(fifo, {}, installed_credentials=tmp_path / "none")
+    assert not cfg.valid
+    assert any("FIFO" in p or "named pipe" in p for p in cfg.problems), cfg.problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import config_fix
-from edgecap.doctor.result import CheckResult, failed, passed
+from edgecap.doctor.result import CheckResult, failed, passed, warned
 
 CHECK = "config"
 
@@ -34,7 +34,16 @@ async def check_config(ctx: DoctorContext) -> CheckResult:
             detail += "; " + ", ".join(sources)
         if notes:
             detail += "; " + "; ".join(notes)
-        return passed(CHECK, detail, path=str(cfg.path), secrets=sorted(cfg.secrets.sources))
+        data = {"path": str(cfg.path), "secrets": sorted(cfg.secrets.sources)}
+        if cfg.secrets.warnings:
+            return warned(
+                CHECK,
+                detail + "; but " + "; ".join(cfg.secrets.warnings),
+                "make each secret file readable by its owner only (`chmod 600 FILE`), or "
+                "hand it to the service with systemd LoadCredential=",
+                **data,
+            )
+        return passed(CHECK, detail, **data)
     lines = [f"{cfg.path}: {len(cfg.problems)} problem(s):"]
     lines.extend(f"- {problem}" for problem in cfg.problems)
     lines.extend(notes)

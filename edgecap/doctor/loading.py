@@ -9,7 +9,6 @@ that fails is ``None`` and the checks that need it are skipped, never run on def
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from edgecap.config import (
     load_config,
 )
 from edgecap.config.env import apply_env_overrides
+from edgecap.config.files import read_toml
 from edgecap.config.model import DEVICE_ID_RE, default_device_id
 from edgecap.config.problems import remove_inline_secrets
 from edgecap.config.secrets import CREDENTIALS_DIRECTORY_VAR, resolve_secrets
@@ -90,10 +90,7 @@ def _section(model: type[_Section], raw: Any) -> _Section | None:
 
 def _partial(path: Path, problems: list[str], env: Mapping[str, str], note: str) -> DoctorConfig:
     """Validate section by section; ``None`` for a section that is invalid or unreadable."""
-    try:
-        data: dict[str, Any] | None = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        data = None
+    data, _ = read_toml(path)  # a FIFO, a device, a huge or deeply nested file: None
     if data is None:
         return DoctorConfig(
             path, tuple(problems), default_device_id(), None, None, None, None, None, None,
