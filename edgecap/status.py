@@ -173,7 +173,9 @@ class StatusModel:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_payload(), ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(
+            self.to_payload(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
 
     def summary(self) -> str:
         """One line for the log."""

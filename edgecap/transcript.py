@@ -1,4 +1,9 @@
-"""The published transcript turn (`edgecap.turn/1`), built from a final Turn (no I/O)."""
+"""The published transcript turn (`edgecap.turn/1`), built from a final Turn (no I/O).
+
+The Turn was checked when it was parsed (finite numbers in range, valid and bounded text:
+`edgecap.protocol.limits`), and the JSON is written with `allow_nan=False`, so the payload
+is always strict JSON in UTF-8.
+"""
 
 from __future__ import annotations
 
@@ -40,9 +45,15 @@ class TranscriptTurn:
     formatted: bool
     gap_before_ms: int | None = None
     """Captured audio dropped before this turn (an outage outlasted the replay buffer)."""
+    truncated: bool = False
+    """The server's text or word list exceeded the limits and was cut (protocol/limits.py)."""
 
     def payload(self) -> dict[str, Any]:
-        optional = {} if self.gap_before_ms is None else {"gap_before_ms": self.gap_before_ms}
+        optional: dict[str, Any] = {}
+        if self.gap_before_ms is not None:
+            optional["gap_before_ms"] = self.gap_before_ms
+        if self.truncated:
+            optional["truncated"] = True
         return {
             "schema": SCHEMA,
             "id": self.id,
@@ -62,7 +73,9 @@ class TranscriptTurn:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(
+            self.payload(), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
 
 
 def build_transcript_turn(
@@ -96,4 +109,5 @@ def build_transcript_turn(
         ended_at=ended,
         speech_model=speech_model,
         formatted=turn.turn_is_formatted,
+        truncated=turn.truncated,
     )

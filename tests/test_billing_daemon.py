@@ -16,7 +16,6 @@ what AssemblyAI would bill; its `closed_at - begin_at` is its own measure of the
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sqlite3
@@ -42,6 +41,7 @@ from tests.harness import (
     read_retained,
 )
 from tests.harness.audio import room_noise
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.integration
 
@@ -215,7 +215,7 @@ async def test_duty_cycle_bills_only_around_speech(
         # the stats retained last (on the clean stop) still say so
         retained = read_retained(LOCAL, mqtt_broker.port, STATS, 5)
         assert retained is not None
-        last = json.loads(retained)["billing"]["today"]
+        last = strict_loads(retained)["billing"]["today"]
         assert (last["sessions"], last["billed_seconds"]) == (3, billed)
 
 
@@ -253,7 +253,7 @@ async def test_quiet_room_opens_no_session(
                 }
                 retained = read_retained(LOCAL, mqtt_broker.port, STATUS, 5)
                 assert retained is not None
-                assert json.loads(retained)["state"] == "listening"
+                assert strict_loads(retained)["state"] == "listening"
                 # healthy all along: the first words spoken open a session and arrive (after
                 # a second of digital silence: the simulator would take the -30 dBFS hum in
                 # the pre-roll for speech and stretch the words over it)
@@ -330,7 +330,7 @@ async def test_budget_runs_out_mid_speech_and_comes_back_after_the_reset(
                 assert len(tokens.requests) <= 2
                 retained = read_retained(LOCAL, mqtt_broker.port, STATUS, 5)
                 assert retained is not None
-                assert json.loads(retained)["state"] == "budget_exhausted"
+                assert strict_loads(retained)["state"] == "budget_exhausted"
                 spoken = sub.on_topic(TRANSCRIPT)
                 after_reset = script[len(spoken)]
                 # the reset: sessions open again for speech

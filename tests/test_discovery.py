@@ -18,6 +18,7 @@ from edgecap.mqtt.discovery import (
 )
 from edgecap.mqtt.topics import Topics
 from edgecap.transcript import TranscriptTurn
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +84,7 @@ def test_topic_is_device_discovery_with_a_valid_object_id() -> None:
     assert (prefix, component, leaf) == ("homeassistant", "device", "config")
     assert ID_CHARS.match(object_id)
     assert "kitchen-pi" in object_id
-    assert json.loads(payload) == discovery_payload(TOPICS)
+    assert strict_loads(payload) == discovery_payload(TOPICS)
 
 
 def test_root_has_the_mandatory_device_and_origin_and_only_shared_options() -> None:

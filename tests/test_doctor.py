@@ -6,7 +6,6 @@ exit status; the healthy run goes through the real command line."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
 from edgecap.sim.tokens import TokenMode
 from tests.daemon_proc import REPO, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, SpeechFixture, free_port, tone
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +137,7 @@ async def test_healthy_chain_exits_0_and_terminates_its_session_at_once(chain: C
     chain.speak()
     args = ["doctor", "--config", str(chain.write()), "--json", *CLI_ARGS]
     code, out, err = await run_cli(args, chain.environ())
-    report = json.loads(out)
+    report = strict_loads(out)
     assert code == 0, out + err
     assert report["ok"] is True
     results = {c["check"]: c for c in report["checks"]}
@@ -179,7 +179,7 @@ async def test_wrong_credential_in_the_table_output(chain: Chain) -> None:
 async def test_missing_audio_device_through_the_cli(chain: Chain) -> None:
     args = ["doctor", "--config", str(chain.write(audio={"device": "nosuchmic"})), "--json"]
     code, out, _ = await run_cli([*args, *CLI_ARGS], chain.environ())
-    report = json.loads(out)
+    report = strict_loads(out)
     assert code == 1
     assert report["failed"] == ["audio"]
     audio = next(c for c in report["checks"] if c["check"] == "audio")

@@ -3,7 +3,6 @@ the renderers, and loading a partly broken configuration."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import ssl
@@ -25,6 +24,7 @@ from edgecap.doctor.systemd_check import judge_unit, parse_show, process_note
 from edgecap.protocol.errors import classify_close, classify_http_status
 from tests.daemon_proc import write_config
 from tests.harness import silence, tone
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit
 
@@ -238,7 +238,7 @@ def test_table_and_json_show_the_same_results() -> None:
     assert "fix: fix the credential" in table
     assert "systemd (info)" in table
     assert "1 of 3 required checks did not pass: token (fail)" in table
-    data = json.loads(render_json(report))
+    data = strict_loads(render_json(report))
     assert data["ok"] is False
     assert data["exit_status"] == 1
     assert [c["result"] for c in data["checks"]] == ["pass", "warn", "fail", "skip"]

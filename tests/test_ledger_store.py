@@ -7,7 +7,6 @@ Real SQLite files in a temporary directory. The local time zone is set to Asia/K
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ import pytest
 from edgecap.ledger import HEARTBEAT_SECONDS, Ledger, billing_summary
 from edgecap.ledger_store import FILENAME, LedgerStore
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.integration
 
@@ -297,7 +297,7 @@ def test_stats_message_carries_the_billing_section(tmp_path: Path) -> None:
         "kitchen-pi", counters, DeliveryCounters(), now=NOON + 130, started_at=NOON
     )
     assert payload["schema"] == "edgecap.stats/1"
-    decoded = json.loads(stats_json(payload))
+    decoded = strict_loads(stats_json(payload))
     assert decoded["billing"]["budget_left_seconds"] == 3508.7
     assert decoded["billing"]["month"]["sessions"] == 1
     assert decoded["billed_seconds"] == 61.3  # the counters since start are unchanged

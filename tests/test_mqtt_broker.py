@@ -5,7 +5,6 @@ MQTT 5, and the opt-in topics. Turns are produced in-process (no audio needed he
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from edgecap.protocol.messages import Turn, Word
 from edgecap.transcript import TranscriptTurn
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, MqttCollector, mosquitto_pub, read_retained
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ async def test_retained_messages_come_back_after_the_broker_lost_them(
     assert read_retained(LOCAL, mqtt_broker.port, DISCOVERY) is not None
     stats = read_retained(LOCAL, mqtt_broker.port, f"{T}/stats")
     assert stats is not None
-    assert json.loads(stats)["schema"] == "edgecap.stats/1"
+    assert strict_loads(stats)["schema"] == "edgecap.stats/1"
 
     # A broker crash without its persistence file: every retained message is gone, so
     # whatever a new subscriber gets was published again by edgecap after reconnecting.

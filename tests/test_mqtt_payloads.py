@@ -3,7 +3,6 @@ and the new [mqtt]/[spool] config keys as check-config reports them."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 from pathlib import Path
@@ -17,6 +16,7 @@ from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_payload
 from edgecap.protocol.messages import Turn, Word
 from edgecap.transcript import TranscriptTurn
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +79,7 @@ def test_partial_text_includes_the_word_being_recognized() -> None:
             Word("the", 200, 250, 0.5, False),
         ),
     )
-    payload = json.loads(partial_payload("kitchen-pi", "sess", turn))
+    payload = strict_loads(partial_payload("kitchen-pi", "sess", turn))
     assert payload == {
         "schema": "edgecap.partial/1",
         "device_id": "kitchen-pi",
@@ -91,7 +91,7 @@ def test_partial_text_includes_the_word_being_recognized() -> None:
 
 
 def test_hermes_text_captured_has_the_rhasspy_fields() -> None:
-    payload = json.loads(text_captured(final_turn(), now=100.75))
+    payload = strict_loads(text_captured(final_turn(), now=100.75))
     assert payload == {
         "text": "Turn on the lights.",
         "likelihood": 0.87,
@@ -99,7 +99,7 @@ def test_hermes_text_captured_has_the_rhasspy_fields() -> None:
         "siteId": "kitchen-pi",
         "sessionId": "sess:2",
     }
-    assert json.loads(text_captured(final_turn(ended_at=None), now=5.0))["seconds"] == 0.0
+    assert strict_loads(text_captured(final_turn(ended_at=None), now=5.0))["seconds"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from edgecap.protocol.errors import classify_close, classify_http_status
 from edgecap.status import STATES, StatusModel
 from edgecap.streaming.gaps import Gap
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +23,7 @@ class Clock:
 def test_payload_has_the_documented_fields() -> None:
     clock = Clock()
     status = StatusModel("kitchen-pi", clock=clock)
-    payload = json.loads(status.to_json())
+    payload = strict_loads(status.to_json())
     assert payload == {
         "schema": "edgecap.status/1",
         "device_id": "kitchen-pi",

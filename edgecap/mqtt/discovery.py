@@ -144,5 +144,5 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
 
 def discovery_message(topics: Topics) -> tuple[str, bytes]:
     """The topic and the JSON payload to publish (retained)."""
-    payload = json.dumps(discovery_payload(topics), separators=(",", ":")).encode()
+    payload = json.dumps(discovery_payload(topics), allow_nan=False, separators=(",", ":")).encode()
     return topics.discovery, payload

@@ -24,4 +24,4 @@ def text_captured(turn: TranscriptTurn, now: float) -> bytes:
         "siteId": turn.device_id,
         "sessionId": turn.id,
     }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

@@ -25,4 +25,4 @@ def partial_payload(device_id: str, session_id: str, turn: Turn) -> bytes:
         "text": text,
         "end_of_turn": turn.end_of_turn,
     }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

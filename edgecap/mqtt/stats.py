@@ -74,4 +74,4 @@ def stats_payload(
 
 
 def stats_json(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()

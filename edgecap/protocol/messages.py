@@ -2,8 +2,11 @@
 
 Follows the v3 wire protocol (Begin / Turn / Termination / Error / Warning, discriminated by
 `type`). Unknown types are returned as `Unknown` and ignored by callers, as the protocol
-requires. A malformed message raises `ProtocolError` with a one-line description; the
-session logs it and carries on rather than dropping the connection.
+requires. A malformed message (a missing field, a wrong type, a number that is not finite
+or out of range: see `limits.py`) raises `ProtocolError` with a one-line description; the
+session logs it and skips the message rather than dropping the connection. Text is made
+safe (lone surrogates replaced) and bounded here, so nothing downstream can fail on it;
+a Turn that was changed says so (`truncated`, `repairs`).
 """
 
 from __future__ import annotations
@@ -12,9 +15,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
-class ProtocolError(ValueError):
-    """A server message that does not follow the v3 protocol."""
+from edgecap.protocol.limits import (
+    MAX_AUDIO_MS,
+    MAX_CLOSE_CODE,
+    MAX_ID_CHARS,
+    MAX_SECONDS,
+    MAX_TEXT_CHARS,
+    MAX_TURN_ORDER,
+    MAX_UNIX_SECONDS,
+    MAX_WORDS,
+    ProtocolError,
+    line,
+    number,
+    optional_number,
+    show,
+    unicode_safe,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +51,7 @@ class Begin:
     @property
     def model(self) -> str | None:
         model = self.configuration.get("model")
-        return model if isinstance(model, str) else None
+        return line(model, MAX_ID_CHARS) if isinstance(model, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,10 @@ class Turn:
     utterance: str = ""
     language_code: str | None = None
     language_confidence: float | None = None
+    truncated: bool = False
+    """The transcript or the word list was cut to the limits (`limits.py`)."""
+    repairs: tuple[str, ...] = ()
+    """What parsing changed (cuts, replaced characters), for the log; empty when nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +106,7 @@ def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], what:
     if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise ProtocolError(f"{what}.{name} should be {_kind_name(kind)}, got {value!r}")
     if not isinstance(value, kind):
-        raise ProtocolError(f"{what}.{name} should be {_kind_name(kind)}, got {value!r:.60}")
+        raise ProtocolError(f"{what}.{name} should be {_kind_name(kind)}, got {show(value)}")
     return value
 
 
@@ -103,64 +123,136 @@ def _optional(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) ->
 
 
 _NUMBER = (int, float)
+_NOTES_SHOWN = 3
 
 
-def _parse_word(raw: Any, index: int) -> Word:
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"Turn.words[{index}] should be an object")
+class _TextBudget:
+    """Sanitises the text fields of one message and notes what it changed."""
+
+    def __init__(self) -> None:
+        self.replaced = 0
+        self.repairs: list[str] = []
+        self.more = 0
+
+    def note(self, repair: str) -> None:
+        if len(self.repairs) < _NOTES_SHOWN:
+            self.repairs.append(repair)
+        else:
+            self.more += 1
+
+    def text(self, value: str, limit: int, what: str) -> str:
+        if len(value) > limit:
+            self.note(f"{what} cut from {len(value)} to {limit} characters")
+            value = value[:limit]
+        safe, n = unicode_safe(value)
+        self.replaced += n
+        return safe
+
+    def notes(self) -> tuple[str, ...]:
+        if self.more:
+            self.repairs.append(f"{self.more} more cut(s)")
+        if self.replaced:
+            self.repairs.append(
+                f"{self.replaced} lone UTF-16 surrogate(s) (invalid Unicode) replaced by U+FFFD"
+            )
+        return tuple(self.repairs)
+
+
+def _parse_word(raw: Any, index: int, previous_start: int, texts: _TextBudget) -> Word:
     what = f"Turn.words[{index}]"
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{what} should be an object")
+    start = int(number(_field(raw, "start", _NUMBER, what), f"{what}.start", 0, MAX_AUDIO_MS))
+    end = int(number(_field(raw, "end", _NUMBER, what), f"{what}.end", 0, MAX_AUDIO_MS))
+    if end < start:
+        raise ProtocolError(f"{what} ends ({end} ms) before it starts ({start} ms)")
+    if start < previous_start:
+        raise ProtocolError(
+            f"{what} starts at {start} ms, before the word ahead of it ({previous_start} ms): "
+            "words out of order"
+        )
+    confidence = number(_field(raw, "confidence", _NUMBER, what), f"{what}.confidence", 0, 1)
     return Word(
-        text=_field(raw, "text", str, what),
-        start_ms=int(_field(raw, "start", _NUMBER, what)),
-        end_ms=int(_field(raw, "end", _NUMBER, what)),
-        confidence=float(_field(raw, "confidence", _NUMBER, what)),
+        text=texts.text(_field(raw, "text", str, what), MAX_TEXT_CHARS, f"{what}.text"),
+        start_ms=start,
+        end_ms=end,
+        confidence=float(confidence),
         is_final=bool(raw.get("word_is_final", True)),
     )
 
 
+def _parse_words(words_raw: list[Any], texts: _TextBudget) -> tuple[tuple[Word, ...], bool]:
+    """The words that fit the limits (in order), and whether any were dropped."""
+    words: list[Word] = []
+    chars = 0
+    for index, raw in enumerate(words_raw[:MAX_WORDS]):
+        word = _parse_word(raw, index, words[-1].start_ms if words else 0, texts)
+        chars += len(word.text)
+        if chars > MAX_TEXT_CHARS:
+            break
+        words.append(word)
+    if len(words) < len(words_raw):
+        texts.note(f"word list cut from {len(words_raw)} to {len(words)} words")
+        return tuple(words), True
+    return tuple(words), False
+
+
 def _parse_turn(data: dict[str, Any]) -> Turn:
-    words_raw = _field(data, "words", list, "Turn")
+    texts = _TextBudget()
+    order = number(_field(data, "turn_order", int, "Turn"), "Turn.turn_order", 0, MAX_TURN_ORDER)
+    words, words_cut = _parse_words(_field(data, "words", list, "Turn"), texts)
+    transcript = _field(data, "transcript", str, "Turn")
+    eot_confidence = number(
+        _field(data, "end_of_turn_confidence", _NUMBER, "Turn"),
+        "Turn.end_of_turn_confidence",
+        0,
+        1,
+    )
+    language = _optional(data, "language_code", str)
     return Turn(
-        turn_order=_field(data, "turn_order", int, "Turn"),
+        turn_order=int(order),
         end_of_turn=_field(data, "end_of_turn", bool, "Turn"),
         turn_is_formatted=_field(data, "turn_is_formatted", bool, "Turn"),
-        transcript=_field(data, "transcript", str, "Turn"),
-        end_of_turn_confidence=float(_field(data, "end_of_turn_confidence", _NUMBER, "Turn")),
-        words=tuple(_parse_word(w, i) for i, w in enumerate(words_raw)),
-        utterance=_optional(data, "utterance", str) or "",
-        language_code=_optional(data, "language_code", str),
-        language_confidence=_optional(data, "language_confidence", _NUMBER),
+        transcript=texts.text(transcript, MAX_TEXT_CHARS, "Turn.transcript"),
+        end_of_turn_confidence=float(eot_confidence),
+        words=words,
+        utterance=texts.text(_optional(data, "utterance", str) or "", MAX_TEXT_CHARS, "utterance"),
+        language_code=None if language is None else line(language, MAX_ID_CHARS),
+        language_confidence=optional_number(data.get("language_confidence"), 0, 1),
+        truncated=words_cut or len(transcript) > MAX_TEXT_CHARS,
+        repairs=texts.notes(),
     )
 
 
 def _parse_begin(data: dict[str, Any]) -> Begin:
     expires = data.get("expires_at")
-    if isinstance(expires, bool) or not isinstance(expires, int | float | None):
-        raise ProtocolError(f"Begin.expires_at should be Unix seconds, got {expires!r:.60}")
+    if expires is not None:
+        expires = number(expires, "Begin.expires_at (Unix seconds)", 0, MAX_UNIX_SECONDS)
+    session_id = _field(data, "id", str, "Begin")
+    if not 0 < len(session_id) <= MAX_ID_CHARS:
+        raise ProtocolError(
+            f"Begin.id should be 1..{MAX_ID_CHARS} characters, got {show(session_id)}"
+        )
     configuration = data.get("configuration")
     return Begin(
-        id=_field(data, "id", str, "Begin"),
+        id=unicode_safe(session_id)[0],
         expires_at=None if expires is None else int(expires),
         configuration=configuration if isinstance(configuration, dict) else {},
     )
 
 
-def parse_server_message(text: str | bytes) -> ServerMessage:
-    """Parse one text frame from the server."""
-    if isinstance(text, bytes):
-        raise ProtocolError("binary frame from the server (v3 sends JSON text frames only)")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError(f"server sent invalid JSON: {text[:80]!r}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError(f"server message is not a JSON object: {text[:80]!r}")
+def _code(value: object) -> int | None:
+    code = optional_number(value, 0, MAX_CLOSE_CODE)
+    return code if isinstance(code, int) else None
+
+
+def _parse_object(data: dict[str, Any], text: str) -> ServerMessage:
     kind = data.get("type")
     if kind is None and "error" in data:  # older servers: bare {"error": "..."}
-        return ServerError(None, str(data["error"]))
+        return ServerError(None, line(data["error"]))
     if kind is None and "message_type" in data:
         raise ProtocolError(
-            f"v2-style message ({data['message_type']!r}): streaming.url points at a legacy "
+            f"v2-style message ({show(data['message_type'])}): streaming.url points at a legacy "
             "v2 realtime server, use wss://streaming.assemblyai.com/v3/ws"
         )
     if kind == "Turn":
@@ -169,16 +261,43 @@ def parse_server_message(text: str | bytes) -> ServerMessage:
         return _parse_begin(data)
     if kind == "Termination":
         return Termination(
-            audio_duration_seconds=_optional(data, "audio_duration_seconds", _NUMBER),
-            session_duration_seconds=_optional(data, "session_duration_seconds", _NUMBER),
+            audio_duration_seconds=optional_number(
+                data.get("audio_duration_seconds"), 0, MAX_SECONDS
+            ),
+            session_duration_seconds=optional_number(
+                data.get("session_duration_seconds"), 0, MAX_SECONDS
+            ),
         )
     if kind == "Error":
-        return ServerError(_optional(data, "error_code", int), str(data.get("error", "")))
+        return ServerError(_code(data.get("error_code")), line(data.get("error", "")))
     if kind == "Warning":
-        return ServerWarning(_optional(data, "warning_code", int), str(data.get("warning", "")))
+        return ServerWarning(_code(data.get("warning_code")), line(data.get("warning", "")))
     if not isinstance(kind, str):
         raise ProtocolError(f"server message without a string 'type': {text[:80]!r}")
-    return Unknown(kind, data)
+    return Unknown(line(kind, MAX_ID_CHARS), data)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_server_message(text: str | bytes) -> ServerMessage:
+    """Parse one text frame from the server. Anything unusable raises `ProtocolError`."""
+    if isinstance(text, bytes):
+        raise ProtocolError("binary frame from the server (v3 sends JSON text frames only)")
+    try:
+        data = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"server sent invalid JSON ({exc}): {text[:80]!r}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(f"server message is not a JSON object: {text[:80]!r}")
+    try:
+        return _parse_object(data, text)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # a value no check above anticipated: still one unusable message, not a crash
+        raise ProtocolError(f"unusable server message ({exc!r:.120}): {text[:80]!r}") from exc
 
 
 # -- client messages ----------------------------------------------------------------------
@@ -191,3 +310,21 @@ KEEP_ALIVE = json.dumps({"type": "KeepAlive"})
 def update_configuration(**fields: float | int | bool | list[str]) -> str:
     """An UpdateConfiguration message with the given (endpointing) fields."""
     return json.dumps({"type": "UpdateConfiguration", **fields})
+
+
+__all__ = [
+    "FORCE_ENDPOINT",
+    "KEEP_ALIVE",
+    "TERMINATE",
+    "Begin",
+    "ProtocolError",
+    "ServerError",
+    "ServerMessage",
+    "ServerWarning",
+    "Termination",
+    "Turn",
+    "Unknown",
+    "Word",
+    "parse_server_message",
+    "update_configuration",
+]

@@ -2,12 +2,13 @@
 
 A turn is final when `end_of_turn and (not format_turns or turn_is_formatted)`: with
 `format_turns` the server sends an unformatted end-of-turn message first and the formatted
-one after it, with the same `turn_order`. Each `turn_order` is released once.
+one after it, with the same `turn_order`. Each `turn_order` is released once; a message
+of an earlier turn than the last one released is out of order (`check_order`).
 """
 
 from __future__ import annotations
 
-from edgecap.protocol.messages import Turn
+from edgecap.protocol.messages import ProtocolError, Turn
 
 
 class TurnAssembler:
@@ -21,6 +22,16 @@ class TurnAssembler:
     def open_turn(self) -> Turn | None:
         """The latest partial of a turn not yet final (None between turns)."""
         return self._open
+
+    def check_order(self, turn: Turn) -> None:
+        """`ProtocolError` for a message of a turn older than the last one released (the
+        server went backwards: a jump ahead before it, or a broken server). A repeat of the
+        turn just released is a harmless duplicate (`feed` ignores it)."""
+        if turn.turn_order < self._released:
+            raise ProtocolError(
+                f"Turn {turn.turn_order} arrived after turn {self._released} was final: "
+                "turns out of order (ignored)"
+            )
 
     def feed(self, turn: Turn) -> Turn | None:
         """Return the turn when this message makes it final, else None."""

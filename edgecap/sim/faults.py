@@ -19,6 +19,9 @@ Compact text form (``edgecap simulate --fault SPEC``)::
 
 Examples: ``close:1011@3s``, ``close:3005:Session Cancelled@wall=2s``,
 ``drop@2s``, ``handshake:401``, ``handshake:503*3``, ``before-begin:4001``.
+
+From Python only, :meth:`FaultPlan.inject` sends chosen raw text frames at the trigger
+(malformed or hostile server messages) and the session then goes on as usual.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FaultKind = Literal[
-    "handshake", "handshake_hang", "no_begin", "before_begin", "close", "drop", "stall"
+    "handshake", "handshake_hang", "no_begin", "before_begin", "close", "drop", "stall", "inject"
 ]
 
 DEFAULT_REASONS: dict[int, str] = {
@@ -70,6 +73,7 @@ class FaultPlan:
     after_seconds: float | None = None
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    frames: tuple[str, ...] = ()
 
     @classmethod
     def handshake(
@@ -128,6 +132,27 @@ class FaultPlan:
         """Stop reading and sending (TCP stays open) at the trigger."""
         return cls("stall", after_audio_ms=after_audio_ms, after_seconds=after_seconds)
 
+    @classmethod
+    def inject(
+        cls,
+        frames: list[str] | tuple[str, ...],
+        *,
+        after_audio_ms: float | None = None,
+        after_seconds: float | None = None,
+    ) -> FaultPlan:
+        """Send ``frames`` (raw text, sent as they are) at the trigger; the session goes on."""
+        return cls(
+            "inject",
+            frames=tuple(frames),
+            after_audio_ms=after_audio_ms,
+            after_seconds=after_seconds,
+        )
+
+    @property
+    def ends_session(self) -> bool:
+        """Whether firing the plan ends the connection (every kind but ``inject``)."""
+        return self.kind != "inject"
+
     @property
     def close_text(self) -> str:
         """The Error text / close reason used for ``close`` and ``before_begin``."""
@@ -145,7 +170,7 @@ class FaultPlan:
 
     def triggered_by_audio(self, audio_ms: float) -> bool:
         """True when the audio received so far reaches the audio trigger."""
-        if self.kind not in ("close", "drop", "stall"):
+        if self.kind not in ("close", "drop", "stall", "inject"):
             return False
         if self.after_audio_ms is None:
             return self.after_seconds is None

@@ -64,6 +64,7 @@ class SessionRecord:
     audio_ms: float = 0.0
     text_messages: list[Message | str] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
+    injected: list[str] = field(default_factory=list)  # raw frames of an `inject` fault
     terminate_received: bool = False
     session_duration_seconds: int | None = None
     audio_duration_seconds: int | None = None

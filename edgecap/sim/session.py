@@ -224,7 +224,9 @@ class SimSession:
         plan = rec.fault if rec.fault is not None and rec.fault.kind != "before_begin" else None
         if plan is not None and plan.triggered_by_audio(0.0):
             await self._fire(plan)
-            return
+            if plan.ends_session:
+                return
+            plan = None
         while True:
             deadlines = [(started + max_session, "expired")]
             if params.inactivity_timeout is not None:
@@ -233,6 +235,10 @@ class SimSession:
                 deadlines.append((started + plan.after_seconds, "fault"))
             when, what = min(deadlines)
             remaining = when - loop.time()
+            if remaining <= 0 and what == "fault" and plan is not None and not plan.ends_session:
+                await self._fire(plan)
+                plan = None
+                continue
             if remaining <= 0:
                 await self._on_deadline(what, plan, params)
                 return
@@ -265,7 +271,9 @@ class SimSession:
                 and plan.triggered_by_audio(rec.audio_ms)
             ):
                 await self._fire(plan)
-                return
+                if plan.ends_session:
+                    return
+                plan = None
 
     async def emit_final_turns(
         self, count: int, *, interval: float = 0.0, text: str = SYNTHETIC_TURN_TEXT
@@ -359,11 +367,17 @@ class SimSession:
         await self._close(CLOSE_NORMAL, "")
 
     async def _fire(self, plan: FaultPlan) -> None:
-        log.info("simulator: session #%d fault %s", self.record.index, plan)
+        shown = f"inject {len(plan.frames)} frame(s)" if plan.kind == "inject" else plan
+        log.info("simulator: session #%d fault %s", self.record.index, shown)
         if plan.kind == "drop":
             await self._drop()
         elif plan.kind == "stall":
             await self._stall()
+        elif plan.kind == "inject":
+            for frame in plan.frames:
+                await self.ws.send(frame)
+                self.record.injected.append(frame)
+            self.env.notifier.notify()
         else:
             await self._close(plan.code or 1011, plan.close_text)
 

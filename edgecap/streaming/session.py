@@ -11,6 +11,12 @@ Replay: each final turn confirms the audio up to its last word; a session that e
 without `Termination` puts what was sent since then back into the buffer for the next
 session (see `AudioBuffer`), so a drop mid-turn loses no words and no published turn is
 sent twice.
+
+Hostile input: a server message that cannot be used (see `protocol/limits.py`) is one
+WARNING line and skipped; the session goes on. Partials are rate limited and warnings
+budgeted (`inbound.py`). Whatever ends `open()` or `run()`, a normal end, a failure or an
+unexpected exception or cancellation, the connection is closed (AssemblyAI bills an open
+session).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from edgecap.protocol.messages import (
 from edgecap.protocol.turns import TurnAssembler
 from edgecap.protocol.url import redact_url, streaming_url
 from edgecap.streaming.buffer import AudioBuffer
+from edgecap.streaming.inbound import InboundLog, PartialPacer, check_turn_audio
 from edgecap.streaming.rotation import RotationPlan
 from edgecap.streaming.sender import Sender
 from edgecap.streaming.types import SessionFailed, SessionResult, SessionSettings
@@ -93,6 +100,8 @@ class StreamingSession:
         self.finish_by: float | None = None
         """Monotonic time by which a stopping session must have ended (the daemon's stop
         budget): the drain and the wait for `Termination` share what is left of it."""
+        self._partials = PartialPacer(self._emit_partial)
+        self._inbound = InboundLog()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -124,10 +133,11 @@ class StreamingSession:
         except (OSError, InvalidHandshake) as exc:
             detail = f"cannot connect to {shown}: {exc or type(exc).__name__}"
             raise SessionFailed(classify_network(detail), "handshake") from exc
+        opened = False
         try:
             self.begin = await asyncio.wait_for(self._wait_begin(), s.begin_timeout)
+            opened = True
         except TimeoutError as exc:
-            await self._ws.close()
             detail = (
                 f"the streaming server accepted the connection but sent no Begin within "
                 f"{s.begin_timeout:g} s: it is overloaded or not an AssemblyAI v3 endpoint "
@@ -136,6 +146,9 @@ class StreamingSession:
             raise SessionFailed(classify_network(detail), "begin") from exc
         except ConnectionClosed as exc:
             raise SessionFailed(self._classify_end(), "begin") from exc
+        finally:
+            if not opened:  # whatever happened (also a cancellation): no session is left open
+                await self._close_connection()
         return self.begin
 
     async def _wait_begin(self) -> Begin:
@@ -145,7 +158,7 @@ class StreamingSession:
             try:
                 message = parse_server_message(raw)
             except ProtocolError as exc:
-                log.warning("ignoring malformed server message before Begin: %s", exc)
+                self._inbound.skipped(exc)
                 continue
             if isinstance(message, Begin):
                 return message
@@ -222,27 +235,15 @@ class StreamingSession:
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
         stopper = asyncio.create_task(stop.wait(), name="edgecap-stop-wait")
         rotator = asyncio.create_task(self._rotation_watch(), name="edgecap-rotation")
-        done, _ = await asyncio.wait(
-            {sender, receiver, stopper, rotator}, return_when=asyncio.FIRST_COMPLETED
-        )
-        stopper.cancel()
-        rotator.cancel()
-        rotation = ""
-        if rotator in done and rotator.exception() is None:
-            rotation = rotator.result()
-        if receiver in done:
-            ended_by = "server"
-            sender.cancel()
-        elif sender in done and sender.exception() is not None:
-            ended_by = "server"  # sending failed: the connection is gone
-            await self._ws.close()
-        else:
-            ended_by = "stop" if stop.is_set() else "rotate"
-            await self._finish(sender, receiver, drain=ended_by == "stop")
-        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-            await sender
-        with contextlib.suppress(asyncio.CancelledError):
-            await receiver
+        tasks = (sender, receiver, stopper, rotator)
+        try:
+            ended_by, rotation = await self._until_end(stop, *tasks)
+        finally:  # also when a task raised something unexpected, or `run` was cancelled
+            for task in tasks:
+                task.cancel()
+            self._partials.close()
+            await self._close_connection()
+            self._inbound.close()
         unfinished = self._assembler.flush()
         result = SessionResult(
             session_id=self.begin.id,
@@ -263,6 +264,58 @@ class StreamingSession:
         if replayed >= 1000:
             log.info("session %s replayed %.1f s of buffered audio", self.begin.id, replayed / 1e3)
         return result
+
+    async def _until_end(
+        self,
+        stop: asyncio.Event,
+        sender: asyncio.Task[None],
+        receiver: asyncio.Task[None],
+        stopper: asyncio.Task[bool],
+        rotator: asyncio.Task[str],
+    ) -> tuple[str, str]:
+        """Wait for the first of: the server ends it, sending fails, stop, rotation; end the
+        session accordingly. Returns (ended_by, rotation reason). An unexpected exception
+        of the sender or the receiver is raised here."""
+        assert self._ws is not None
+        done, _ = await asyncio.wait(
+            {sender, receiver, stopper, rotator}, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopper.cancel()
+        rotator.cancel()
+        rotation = ""
+        if rotator in done and rotator.exception() is None:
+            rotation = rotator.result()
+        if receiver in done:
+            ended_by = "server"
+            sender.cancel()
+        elif sender in done and sender.exception() is not None:
+            ended_by = "server"  # sending failed: the connection is gone
+            await self._close_connection()
+        else:
+            ended_by = "stop" if stop.is_set() else "rotate"
+            await self._finish(sender, receiver, drain=ended_by == "stop")
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await sender
+        with contextlib.suppress(asyncio.CancelledError):
+            await receiver
+        return ended_by, rotation
+
+    async def _close_connection(self) -> None:
+        """Close the WebSocket (the server stops billing when it sees the close). If the
+        close itself fails or is cancelled, the TCP connection is cut instead."""
+        ws = self._ws
+        if ws is None:
+            return
+        if self.finish_by is not None:  # stopping: the closing handshake gets what is left
+            ws.close_timeout = max(0.05, self.finish_by - time.monotonic())
+        try:
+            await ws.close()
+        except asyncio.CancelledError:
+            ws.transport.abort()
+            raise
+        except Exception as exc:  # must not hide what ended the session
+            log.debug("closing the WebSocket failed (%r); connection cut", exc)
+            ws.transport.abort()
 
     async def _rotation_watch(self) -> str:
         """Returns why the session should end now (see `RotationPlan.decide`)."""
@@ -314,9 +367,7 @@ class StreamingSession:
                 )
         finally:
             receiver.cancel()
-            if self.finish_by is not None:  # the closing handshake gets what is left
-                self._ws.close_timeout = max(0.05, self.finish_by - time.monotonic())
-            await self._ws.close()
+            await self._close_connection()
 
     def audio_arrived(self) -> bool:
         """Capture added a frame to the buffer (on the loop, once per frame): while the
@@ -331,8 +382,12 @@ class StreamingSession:
             async for raw in self._ws:
                 try:
                     message = parse_server_message(raw)
+                    if isinstance(message, Turn):
+                        check_turn_audio(message, self._timeline.sent_ms)
+                        self._assembler.check_order(message)
+                        self._inbound.repaired(message)
                 except ProtocolError as exc:
-                    log.warning("ignoring malformed server message: %s", exc)
+                    self._inbound.skipped(exc)
                     continue
                 self._handle(message)
 
@@ -342,17 +397,22 @@ class StreamingSession:
             self._turn_event.set()
             final = self._assembler.feed(message)
             if final is not None:
+                self._partials.final(final.turn_order)  # the last text before the final
                 self._on_final(final)
             elif self._on_partial is not None and self._assembler.open_turn is message:
-                assert self.begin is not None
-                self._on_partial(self.begin.id, message)
+                self._partials.offer(message)
         elif isinstance(message, Termination):
             self._termination = message
         elif isinstance(message, ServerError):
             self._server_error = message
-            log.warning("server error %s: %s", message.code, message.message)
+            self._inbound.warning("server error %s: %s", message.code, message.message)
         elif isinstance(message, ServerWarning):
-            log.warning("server warning %s: %s", message.code, message.message)
+            self._inbound.warning("server warning %s: %s", message.code, message.message)
+
+    def _emit_partial(self, turn: Turn) -> None:
+        assert self.begin is not None
+        assert self._on_partial is not None
+        self._on_partial(self.begin.id, turn)
 
     def _on_final(self, final: Turn) -> None:
         self._last_final_at = time.monotonic()

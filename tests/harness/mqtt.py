@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,6 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from tests.strict_json import strict_loads
 
 CONNECT_TIMEOUT_S = 5.0
 _ids = itertools.count(1)
@@ -34,7 +35,8 @@ class Message:
         return self.payload.decode("utf-8")
 
     def json(self) -> Any:
-        return json.loads(self.payload)
+        """The payload as strict JSON (UTF-8, no NaN/Infinity): `tests.strict_json`."""
+        return strict_loads(self.payload)
 
 
 Predicate = Callable[[Message], bool]
