@@ -372,6 +372,30 @@ async def test_session_expiry_3008_opens_the_next_session_at_once() -> None:
         }
 
 
+async def test_a_bug_in_a_session_is_reported_billed_and_retried_after_a_cool_down() -> None:
+    """An exception from edgecap's own code inside a session (here: the turn handler) is
+    not hostile input: the session's connection is closed, its time is billed, the status
+    says `client_bug` with what happened, and a new session follows after the bug wait."""
+    async with strict_sim() as sim, TokenServiceSimulator(sim, credential=CRED) as ts:
+        vt = VirtualTime(block_at=1)
+        async with Rig(sim, ts, virtual=vt) as rig:
+
+            def broken(turn: TranscriptTurn) -> None:
+                raise RuntimeError("turn handler exploded")
+
+            rig.supervisor._on_turn = broken
+            first = await sim.wait_for_begin(0)
+            await sim.emit_final_turns(1)
+            await asyncio.wait_for(vt.blocked.wait(), 10)
+            await asyncio.wait_for(sim.wait_closed(first), 5)
+        assert first.closed_by == "client"  # the billed session was not left open
+        last = next(s for s in reversed(rig.statuses) if s["last_error"] is not None)
+        assert last["last_error"]["class"] == "client_bug"
+        assert "RuntimeError: turn handler exploded" in last["last_error"]["hint"]
+        assert last["state"] == "degraded"
+        assert rig.supervisor.stats.billed_seconds > 0
+
+
 # -- bounded attempts: auth slow-down and the quick-failure breaker ----------------------
 
 

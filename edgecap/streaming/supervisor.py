@@ -295,8 +295,27 @@ class SessionSupervisor:
             )
         log.debug("session %s opened with a %s token", begin.id, "spare" if spare else "fresh")
         self._set_state("streaming", session_id=begin.id)
+        opened_at = time.monotonic()
         try:
             result = await session.run(self.session_stop)
+        except Exception as exc:  # a bug (run() has closed the connection): say so, bill it
+            log.error("internal error in session %s", begin.id, exc_info=True)
+            result = SessionResult(
+                session_id=begin.id,
+                ended_by="server",
+                classified=Classified(
+                    ErrorClass.CLIENT_BUG,
+                    None,
+                    "",
+                    f"internal error in the session ({type(exc).__name__}: {exc}); this is an "
+                    "edgecap bug, please report it with the log",
+                ),
+                termination=None,
+                began_at=opened_at,
+                ended_at=time.monotonic(),
+                audio_sent_ms=0,
+                turns=0,
+            )
         finally:
             self.current = None
         self._log_result(result, self.billing.session_ended(result))
