@@ -3,9 +3,11 @@ the renderers, and loading a partly broken configuration."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from edgecap.doctor.mqtt_check import judge as judge_mqtt
 from edgecap.doctor.mqtt_probe import MqttProbeOutcome, MqttProbeSettings
 from edgecap.doctor.render import render_json, render_table
 from edgecap.doctor.result import CheckResult, Report
+from edgecap.doctor.runner import run_doctor
 from edgecap.doctor.systemd_check import judge_unit, parse_show, process_note
 from edgecap.protocol.errors import classify_close, classify_http_status
 from tests.daemon_proc import write_config
@@ -319,3 +322,31 @@ def test_a_config_path_that_is_a_fifo_does_not_block_the_doctor(tmp_path: Path) 
     cfg = load_doctor_config(fifo, {}, installed_credentials=tmp_path / "none")
     assert not cfg.valid
     assert any("FIFO" in p or "named pipe" in p for p in cfg.problems), cfg.problems
+
+
+async def test_a_check_that_hangs_is_cut_and_the_doctor_still_ends_in_time(
+    tmp_path: Path,
+) -> None:
+    cfg = load_doctor_config(tmp_path / "missing.toml", {}, installed_credentials=tmp_path)
+    ran: list[str] = []
+
+    async def hangs(ctx: DoctorContext) -> CheckResult:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def quick(ctx: DoctorContext) -> CheckResult:
+        ran.append("quick")
+        return CheckResult("systemd", "pass", "fine")
+
+    checks = [("audio", hangs), ("token", hangs), ("systemd", quick)]
+    began = time.monotonic()
+    report = await run_doctor(cfg, DoctorOptions(environ={}), checks=checks, total_seconds=1.0)
+    took = time.monotonic() - began
+    assert took < 1.3
+    assert ran == ["quick"]  # the last check still ran, with the time kept for it
+    audio, token, systemd = report.results
+    assert audio.result == token.result == "fail"
+    assert audio.detail.startswith("did not finish within")
+    assert "another program" in audio.fix
+    assert "token service" in token.fix
+    assert systemd.result == "pass"

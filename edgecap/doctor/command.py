@@ -15,6 +15,7 @@ from edgecap.doctor.render import render_header, render_json, render_row, summar
 from edgecap.doctor.result import CheckResult, Report
 from edgecap.doctor.runner import run_doctor
 from edgecap.logs import setup_logging
+from edgecap.runtime import DaemonThreadExecutor
 
 
 def _print(line: str, *, stream: str = "stdout") -> None:
@@ -59,7 +60,13 @@ def doctor_command(
 
     if not as_json:
         _print(render_header(width))
-    report: Report = asyncio.run(run_doctor(cfg, options, on_result=show))
+    async def main() -> Report:
+        # a check cut by its budget may leave a blocking call behind (a name lookup, the
+        # MQTT probe): daemon threads, so the doctor still exits at once
+        asyncio.get_running_loop().set_default_executor(DaemonThreadExecutor())
+        return await run_doctor(cfg, options, on_result=show)
+
+    report = asyncio.run(main())
     if as_json:
         _print(render_json(report))
     else:

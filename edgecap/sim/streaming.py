@@ -95,6 +95,7 @@ class StreamingSimulator(LoopbackServer):
         self.handshake_attempts = 0
         self.handshake_rejections = 0
         self.handshake_hangs = 0
+        self._closing = asyncio.Event()
         self.minted_tokens: list[str] = []
         self._faults: deque[FaultPlan] = deque()
         self._plans: dict[ServerConnection, FaultPlan | None] = {}
@@ -115,6 +116,7 @@ class StreamingSimulator(LoopbackServer):
             process_request=self._process_request,
             select_subprotocol=_first_subprotocol,
             server_header=SERVER_HEADER,
+            open_timeout=None,  # a slow or hanging answer (a fault) is not cut by the server
             max_size=_WIRE_MAX_SIZE,
             close_timeout=2,
         )
@@ -128,6 +130,7 @@ class StreamingSimulator(LoopbackServer):
             return
         for ws in list(self._env.stalled):
             ws.transport.abort()
+        self._closing.set()  # hanging handshakes end now
         self._server.close()
         await self._server.wait_closed()
         self._server = None
@@ -271,7 +274,7 @@ class StreamingSimulator(LoopbackServer):
             self.handshake_hangs += 1
             self._notifier.notify()
             log.info("simulator: not answering the upgrade request (scheduled fault)")
-            await asyncio.Event().wait()  # until the server closes (or its open_timeout)
+            await self._closing.wait()  # until the simulator stops
         self._plans[ws] = plan
         self._notifier.notify()
         return None

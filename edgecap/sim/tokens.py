@@ -13,6 +13,7 @@ the in-process streaming simulator and answers ``{"token", "expires_in_seconds"}
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -83,6 +84,7 @@ class TokenServiceSimulator(LoopbackServer):
         self.clock = clock
         self.requests: list[TokenRequestRecord] = []
         self._notifier = Notifier()
+        self._closing = asyncio.Event()
         self.requests_started = 0
         """Requests received, answered or not (`requests` holds the answered ones)."""
         self._server: Server | None = None
@@ -107,6 +109,7 @@ class TokenServiceSimulator(LoopbackServer):
             self.requested_port,
             process_request=self._process_request,
             server_header=SERVER_HEADER,
+            open_timeout=None,  # a slow or hanging answer (a fault) is not cut by the server
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         log.info("simulator: KeyPool token service SIMULATOR listening on %s", self.base_url)
@@ -114,6 +117,7 @@ class TokenServiceSimulator(LoopbackServer):
     async def stop(self) -> None:
         """Stop listening."""
         if self._server is not None:
+            self._closing.set()  # hanging ("slow") answers end now
             self._server.close()
             await self._server.wait_closed()
             self._server = None
@@ -194,7 +198,8 @@ class TokenServiceSimulator(LoopbackServer):
             headers = {"Retry-After": str(self.retry_after_seconds)} if status == 429 else {}
             return json_response(status, {"error": message}, headers)
         if mode == "slow":
-            await asyncio.sleep(self.slow_delay_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.slow_delay_seconds)
         try:
             expires = int_param(params, "expires_in_seconds")
             if expires is None:
