@@ -1,10 +1,9 @@
-"""SQLite files in the state directory: how they are opened, watched, repaired and, when the
-disk fails, kept in memory until it works again. Shared by the transcript spool
+"""SQLite files in the state directory: how they are watched, repaired and, when the disk
+fails, kept in memory until it works again. Shared by the transcript spool
 (`mqtt/spooldb.py`) and the billing ledger (`ledger_store.py`).
 
 Every file is in WAL mode with `synchronous=FULL`, so a committed write survives a kill and a
-power cut, and is private: the directory is created 0700, the files (and their `-wal` and
-`-shm`) 0600 whatever the umask. `StateDb` keeps one such file open and:
+power cut, and is private (`statefile.py`). `StateDb` keeps one such file open and:
 
 - before each write (one `stat()`) and on `maintain()`: a file deleted or replaced while
   edgecap runs is written anew with everything the open connection still holds (a file
@@ -24,16 +23,22 @@ holds (a spool row in flight) changes meaning.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from edgecap.statefile import (
+    DIR_MODE,
+    SIDE_FILES,
+    connect,
+    fs_facts,
+    identity,
+    make_private,
+)
 from edgecap.statehealth import (
     Cause,
     FsFacts,
@@ -51,10 +56,6 @@ Report = Callable[[str, str | None], None]
 # Rows of a file edgecap did not write in this run -> the current data; returns how many.
 Adopt = Callable[[sqlite3.Connection, sqlite3.Connection], int]
 
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-SIDE_FILES = ("-wal", "-shm")
-
 
 @dataclass(frozen=True, slots=True)
 class DbSpec:
@@ -70,78 +71,6 @@ class DbSpec:
     count_sql: str
     in_memory_means: str
     """What the user risks while the data is in memory only."""
-
-
-def connect(
-    path: Path | None,
-    *,
-    schema: str,
-    version: int,
-    what: str,
-    factory: type[sqlite3.Connection] = sqlite3.Connection,
-) -> sqlite3.Connection:
-    """An autocommit connection to `path` (None = in memory) with `schema` applied.
-
-    Raises `sqlite3.DatabaseError` when the file is not a database, or was written by a newer
-    edgecap (`PRAGMA user_version` above `version`).
-    """
-    db = sqlite3.connect(
-        ":memory:" if path is None else str(path),
-        isolation_level=None,  # autocommit; transactions are explicit
-        check_same_thread=False,  # created on one thread, used on the loop thread
-        factory=sqlite3.Connection if path is None else factory,
-    )
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=2000")
-        found = db.execute("PRAGMA user_version").fetchone()[0]
-        if found > version:
-            raise sqlite3.DatabaseError(
-                f"{what} schema {found} is newer than this edgecap understands"
-            )
-        db.executescript(schema)
-        db.execute(f"PRAGMA user_version={version}")
-    except sqlite3.Error:
-        db.close()
-        raise
-    return db
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN ... COMMIT, rolled back on any error (if SQLite has not already done so)."""
-    db.execute("BEGIN")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def make_private(path: Path) -> None:
-    """Create `path` 0600 if it is missing, whatever the umask; tighten it and its `-wal`
-    and `-shm` to 0600 when this process owns them and they are looser."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    try:
-        _tighten(os.fstat(fd), lambda mode: os.fchmod(fd, mode))
-    finally:
-        os.close(fd)
-    for suffix in SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        with contextlib.suppress(FileNotFoundError):
-            _tighten(side.stat(), side.chmod)
-
-
-def _tighten(st: os.stat_result, chmod: Callable[[int], object]) -> None:
-    if st.st_uid == os.geteuid() and st.st_mode & 0o777 != FILE_MODE:
-        chmod(FILE_MODE)
-
-
-def _identity(st: os.stat_result) -> tuple[int, int]:
-    return st.st_dev, st.st_ino
 
 
 def _storage_failure(exc: sqlite3.Error) -> bool:
@@ -292,7 +221,7 @@ class StateDb:
             make_private(path)
             db = self._connect(path)
         try:
-            self._identity = _identity(path.stat())
+            self._identity = identity(path.stat())
         except OSError:
             db.close()
             raise
@@ -302,7 +231,7 @@ class StateDb:
         """Write `data` (in memory) to the file, which then replaces it. A file that is not
         the one this run wrote last gives its rows to `data` first."""
         try:
-            found: tuple[int, int] | None = _identity(self.path.stat())
+            found: tuple[int, int] | None = identity(self.path.stat())
         except FileNotFoundError:
             found = None
         foreign = found is not None and found != self._identity
@@ -327,7 +256,7 @@ class StateDb:
 
     def _check_file(self) -> None:
         try:
-            found = _identity(self.path.stat())
+            found = identity(self.path.stat())
         except FileNotFoundError:
             self._rewrite("was deleted")
             return
@@ -422,26 +351,7 @@ class StateDb:
         self._set_condition(None)
 
     def _facts(self) -> FsFacts | None:
-        """What the file system of the state directory says (its nearest existing ancestor
-        when the directory is gone); None if it cannot be asked."""
-        where = self.dir
-        while not where.is_dir() and where != where.parent:
-            where = where.parent
-        try:
-            st = os.statvfs(where)
-        except OSError:
-            return None
-        read_only = bool(st.f_flag & os.ST_RDONLY)
-        if not read_only and self.path.exists():
-            try:  # a file system the kernel made read-only may not say so in statvfs
-                os.close(os.open(self.path, os.O_RDWR | os.O_CLOEXEC))
-            except OSError as exc:
-                read_only = exc.errno == errno.EROFS
-        return FsFacts(
-            read_only=read_only,
-            free_bytes=st.f_bavail * st.f_frsize,
-            writable=os.access(where, os.W_OK | os.X_OK),
-        )
+        return fs_facts(self.dir, self.path)
 
     def _condition_line(self, cause: Cause, error: str) -> str:
         return (

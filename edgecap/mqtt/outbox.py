@@ -108,6 +108,7 @@ class TurnOutbox:
         """Periodically: is the spool file still there, does the disk work again?"""
         if not self._closed:
             self.spool.maintain()
+            self.pump()  # turns adopted from a file found on disk, if any
 
     # -- MQTT client events (on the loop) ------------------------------------------------
 

@@ -201,7 +201,10 @@ class MqttService:
     async def _storage_loop(self) -> None:
         while True:
             await asyncio.sleep(STORAGE_CHECK_SECONDS)  # the period itself
-            self.outbox.maintain()
+            try:
+                self.outbox.maintain()
+            except (OSError, sqlite3.Error) as exc:  # reported by the spool; keep checking
+                log.error("transcript spool: periodic check failed: %s", exc)
 
     async def _stats_loop(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecap import statedb
+from edgecap.statefile import transaction
 from edgecap.statehealth import StoreHealth
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class SqliteSpool:
             return 0
 
         def delete(db: sqlite3.Connection) -> int:
-            with statedb.transaction(db):
+            with transaction(db):
                 cur = db.executemany("DELETE FROM turns WHERE seq = ?", rows)
             return max(cur.rowcount, 0)
 
