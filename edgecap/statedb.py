@@ -116,6 +116,7 @@ class StateDb:
         self._on_disk = False
         self._since = 0.0  # when the data moved to memory (clock)
         self._condition: str | None = None
+        self._aside: str | None = None  # a file moved aside quietly, for the caller's line
         try:
             self._db = self._open_file()
         except (OSError, sqlite3.Error) as exc:
@@ -196,9 +197,9 @@ class StateDb:
         s = self.spec
         return connect(path, schema=s.schema, version=s.version, what=s.part, factory=self._factory)
 
-    def _open_file(self) -> sqlite3.Connection:
-        """The file, created private (a file SQLite cannot read is moved aside first); its
-        identity is remembered."""
+    def _open_file(self, *, quiet: bool = False) -> sqlite3.Connection:
+        """The file, created private; its identity is remembered. A file SQLite cannot read
+        is moved aside first: logged, or with `quiet` kept in `_aside` for the caller."""
         s, path = self.spec, self.path
         self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         make_private(path)
@@ -211,13 +212,15 @@ class StateDb:
             path.rename(aside)
             for suffix in SIDE_FILES:
                 path.with_name(s.filename + suffix).unlink(missing_ok=True)
-            self._log.error(
-                "%s %s was unreadable (%s); moved it to %s and started a new one",
-                s.what,
-                path,
-                exc,
-                aside,
-            )
+            self._aside = f"SQLite cannot read it ({exc}); moved it to {aside}"
+            if not quiet:
+                self._log.error(
+                    "%s %s was unreadable (%s); moved it to %s and started a new one",
+                    s.what,
+                    path,
+                    exc,
+                    aside,
+                )
             make_private(path)
             db = self._connect(path)
         try:
@@ -227,15 +230,16 @@ class StateDb:
             raise
         return db
 
-    def _to_file(self, data: sqlite3.Connection) -> sqlite3.Connection:
+    def _to_file(self, data: sqlite3.Connection, *, quiet: bool = False) -> sqlite3.Connection:
         """Write `data` (in memory) to the file, which then replaces it. A file that is not
-        the one this run wrote last gives its rows to `data` first."""
+        the one this run wrote last gives its rows to `data` first (`quiet`: see
+        `_open_file`)."""
         try:
             found: tuple[int, int] | None = identity(self.path.stat())
         except FileNotFoundError:
             found = None
         foreign = found is not None and found != self._identity
-        db = self._open_file()
+        db = self._open_file(quiet=quiet)
         try:
             adopted = self._adopt(db, data) if foreign and self._adopt is not None else 0
             if adopted:
@@ -273,17 +277,19 @@ class StateDb:
             for suffix in SIDE_FILES:
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
         count = self._count(data)
+        self._aside = None
         try:
-            self._db = self._to_file(data)
+            self._db = self._to_file(data, quiet=True)
         except (OSError, sqlite3.Error) as exc:
             self._fall_back(exc, f"{what_happened} and cannot be written anew", data)
             return
         self.health.recreated += 1
         self._log.warning(
-            "%s %s %s while edgecap ran; wrote a new one with the %d %s it held",
+            "%s %s %s while edgecap ran%s; wrote a new one with the %d %s it held",
             self.spec.what,
             self.path,
             what_happened,
+            f" ({self._aside})" if self._aside else "",
             count,
             self.spec.rows,
         )

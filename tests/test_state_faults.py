@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shlex
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -107,9 +108,10 @@ class NamespacedDaemon(DaemonProcess):
         """`path` as the daemon sees it (its mount namespace)."""
         return Path(f"/proc/{self.pid}/root") / path.relative_to("/")
 
-    def nsenter(self, *command: str) -> str:
-        """Run `command` in the daemon's mount namespace; its output."""
-        done = subprocess.run(
+    async def nsenter(self, *command: str) -> str:
+        """Run `command` in the daemon's mount namespace (off the loop); its output."""
+        done = await asyncio.to_thread(
+            subprocess.run,
             ["nsenter", "-t", str(self.pid), "-m", *command],
             capture_output=True,
             text=True,
@@ -119,10 +121,11 @@ class NamespacedDaemon(DaemonProcess):
         assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
         return done.stdout
 
-    def spooled_ids(self, spool: Path) -> list[str]:
+    async def spooled_ids(self, spool: Path) -> list[str]:
         """What a restart would find in the spool (SQLite resolves /proc/<pid>/root to /,
         so it is read from inside the namespace)."""
-        ids: list[str] = json.loads(self.nsenter(sys.executable, "-c", READ_SPOOL, str(spool)))
+        out = await self.nsenter(sys.executable, "-c", READ_SPOOL, str(spool))
+        ids: list[str] = json.loads(out)
         return ids
 
 
@@ -307,6 +310,8 @@ def tmpfs_namespace(tmp_path: Path) -> None:
     probe = tmp_path / "probe"
     probe.mkdir()
     problem = namespace_problem(f"mount -t tmpfs -o size=64k tmpfs {probe}")
+    if not problem and not shutil.which("nsenter"):
+        problem = "nsenter is not installed"
     if problem:
         pytest.skip(
             "needs a mount namespace of its own and a tmpfs mount (root, or CAP_SYS_ADMIN; "
@@ -334,7 +339,7 @@ async def test_full_disk_keeps_delivering_reports_it_and_recovers_when_space_is_
             await logged(daemon, "MQTT connected")
             await sim.wait_for_begin(0)
             await delivered(sub, await speak(alsa_source, sim, 1))
-            filled = fill(daemon.inside(state))
+            filled = await asyncio.to_thread(fill, daemon.inside(state))
 
             await delivered(sub, await speak(alsa_source, sim, 2))  # still delivered
             status = await status_where(sub, in_memory("spool"), 10)
@@ -355,7 +360,7 @@ async def test_full_disk_keeps_delivering_reports_it_and_recovers_when_space_is_
             mqtt_broker.stop()  # the next turn must be on disk, not only in memory
             third = await speak(alsa_source, sim, 3)
             await logged(daemon, f"turn {third} spooled")
-            assert third in daemon.spooled_ids(state / SPOOL)
+            assert third in await daemon.spooled_ids(state / SPOOL)
             mqtt_broker.start()
             await stats_where(sub, all_delivered(3), 30)
             assert await daemon.stop(signal.SIGTERM) == 0
@@ -370,6 +375,9 @@ async def test_full_disk_keeps_delivering_reports_it_and_recovers_when_space_is_
 
 def ext4_problem(image: Path, mount_point: Path) -> str | None:
     """Why an ext4 image cannot be loop-mounted and made to fail here (None: it can)."""
+    missing = [t for t in ("mkfs.ext4", "e2fsck", "findmnt", "nsenter") if not shutil.which(t)]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
     try:
         subprocess.run(
             ["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, check=True, timeout=60
@@ -427,7 +435,7 @@ async def test_read_only_file_system_keeps_delivering_reports_it_and_recovers_af
             await logged(daemon, "MQTT connected")
             await sim.wait_for_begin(0)
             await delivered(sub, await speak(alsa_source, sim, 1))
-            daemon.nsenter(  # what the kernel does after an I/O error with errors=remount-ro
+            await daemon.nsenter(  # what the kernel does after an I/O error with errors=remount-ro
                 "sh",
                 "-c",
                 f"dev=$(findmnt -n -o SOURCE {st}); "
@@ -444,7 +452,7 @@ async def test_read_only_file_system_keeps_delivering_reports_it_and_recovers_af
             stats = await stats_where(sub, spool_in_memory_and_counted, 15)
 
             sub.clear()  # from now on
-            daemon.nsenter(  # the repair: umount, fsck, mount
+            await daemon.nsenter(  # the repair: umount, fsck, mount
                 "sh",
                 "-c",
                 f"for i in 1 2 3 4 5 6 7 8 9 10; do umount {st} && break; sleep 0.2; done\n"
@@ -458,7 +466,7 @@ async def test_read_only_file_system_keeps_delivering_reports_it_and_recovers_af
             mqtt_broker.stop()  # the next turn must be on disk, not only in memory
             third = await speak(alsa_source, sim, 3)
             await logged(daemon, f"turn {third} spooled")
-            assert third in daemon.spooled_ids(state / SPOOL)
+            assert third in await daemon.spooled_ids(state / SPOOL)
             mqtt_broker.start()
             await stats_where(sub, all_delivered(3), 30)
             assert await daemon.stop(signal.SIGTERM) == 0

@@ -154,7 +154,13 @@ def test_spool_file_replaced_by_garbage_is_moved_aside_and_the_turns_kept(
     assert len(aside) == 1
     assert aside[0].read_bytes().startswith(b"not a database")
     assert ids_in_file(state / SPOOL) == ["s:1", "s:2"]
-    assert "was replaced by another file" in caplog.text
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]  # one line
+    assert warning.levelno == logging.WARNING
+    assert "was replaced by another file while edgecap ran (SQLite cannot read it" in (
+        warning.getMessage()
+    )
+    assert f"moved it to {aside[0]}" in warning.getMessage()
+    assert "the 1 undelivered turn(s) it held" in warning.getMessage()
 
 
 def test_ledger_file_deleted_while_running_keeps_every_session(

@@ -186,7 +186,7 @@ class MqttService:
         """The spool moved to memory or back: the status says so, and the stats at once."""
         if self._report is not None:
             self._report(part, line)
-        if self._outbox is not None and self._loop is not None:
+        if self._outbox is not None and self._loop is not None and not self._stopped:
             self._loop.call_soon(self.publish_stats)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
