@@ -94,7 +94,7 @@ class Daemon:
         )
         self.capture: CaptureProcess | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
-        self.mqtt = MqttService(loaded, self.counters)
+        self.mqtt = MqttService(loaded, self.counters, report=self.status.set_condition)
         self.publisher = self.mqtt.publisher  # retained messages published here are re-sent
         self.topics = self.mqtt.topics  # after every reconnect
         self.notifier = Notifier()
@@ -113,6 +113,7 @@ class Daemon:
         self.session_id: str | None = None
         self._turns_day = date.today()
         self.turns_today = 0
+        self.ledger_store.report_to(self.status.set_condition)  # kept in memory? (status)
 
     # -- state -------------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Daemon:
                 open_session_seconds=self.supervisor.billing.open_session_seconds(),
                 gate=self.loaded.config.session.gate,
             ),
+            ledger_storage=self.ledger_store.health.payload(),
         )
 
     # -- sessions ------------------------------------------------------------------------
@@ -418,7 +420,7 @@ class Daemon:
                 "reload: reconnecting to MQTT %s:%s", new.config.mqtt.host, new.config.mqtt.port
             )
             await self.mqtt.stop()
-            self.mqtt = MqttService(new, self.counters)
+            self.mqtt = MqttService(new, self.counters, report=self.status.set_condition)
             self.publisher, self.topics = self.mqtt.publisher, self.mqtt.topics
             self.mqtt.start()
             self.publish_status()

@@ -12,17 +12,24 @@ Totals live in the pure `Ledger` (ledger.py): on open, every closed row of the l
 months is replayed into it by the time it ended, so billing days follow the reset time
 configured now, not the one in force when the row was written. All calls come from one
 thread (the event loop).
+
+The file is watched and, while the disk fails, kept in memory (`statedb.StateDb`): a
+deleted file is written anew, a failed write lands in memory and reaches the disk when it
+works again, so no billed second is lost while edgecap runs.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from edgecap import statedb
 from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, DayTotals, Ledger
+from edgecap.statehealth import StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,22 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_ended_at ON sessions (ended_at);
 """
+_ALL = "SELECT session_id, started_at, last_seen, ended_at, billed_seconds, speech_seconds, \
+source FROM sessions"
+_INSERT_ALL = "INSERT INTO sessions (session_id, started_at, last_seen, ended_at, \
+billed_seconds, speech_seconds, source) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+SPEC = statedb.DbSpec(
+    filename=FILENAME,
+    schema=_SCHEMA,
+    version=SCHEMA_VERSION,
+    part="ledger",
+    what="billing ledger",
+    rows="session(s)",
+    count_sql="SELECT COUNT(*) FROM sessions",
+    in_memory_means="billed time still counts against the budget, but this run's sessions "
+    "are missing from the totals after a restart unless the disk works again first",
+)
 
 
 def _local(ts: float) -> datetime:
@@ -54,41 +77,57 @@ def _local(ts: float) -> datetime:
 class LedgerStore:
     """Persisted sessions feeding a `Ledger`. Use `LedgerStore.open(...)`."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path | None, ledger: Ledger) -> None:
-        self._db = db
-        self.path = path
+    def __init__(
+        self,
+        state_dir: Path,
+        ledger: Ledger,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        factory: type[sqlite3.Connection] = sqlite3.Connection,
+    ) -> None:
         self.ledger = ledger
-        self._failing = False
+        self.db = statedb.StateDb(
+            state_dir, SPEC, log=log, adopt=self._adopt, clock=clock, factory=factory
+        )
+        self.path = self.db.path
 
     @classmethod
-    def open(cls, state_dir: Path | None, ledger: Ledger, *, now: float) -> LedgerStore:
-        """The store in `state_dir` (None = memory only), with its sessions replayed into
-        `ledger` and sessions left open by a crash closed as `recovered`."""
-
-        def factory(path: Path | None) -> LedgerStore:
-            db = statedb.connect(path, schema=_SCHEMA, version=SCHEMA_VERSION, what="ledger")
-            return cls(db, path, ledger)
-
-        store = statedb.open_in_state_dir(
-            state_dir,
-            FILENAME,
-            factory,
-            what="billing ledger",
-            in_memory_means="keeping billed time in memory only: today's total and the "
-            "daily budget start again from zero if edgecap restarts",
-            log=log,
-        )
+    def open(
+        cls,
+        state_dir: Path,
+        ledger: Ledger,
+        *,
+        now: float,
+        clock: Callable[[], float] = time.monotonic,
+        factory: type[sqlite3.Connection] = sqlite3.Connection,
+    ) -> LedgerStore:
+        """The store in `state_dir`, with its sessions replayed into `ledger` and sessions
+        left open by a crash closed as `recovered`."""
+        store = cls(state_dir, ledger, clock=clock, factory=factory)
         try:
-            store._prune(now)
-            store._recover(now)
-            store._replay(now)
+            store.db.write(lambda db: store._prune(now, db))
+            store.db.write(lambda db: store._recover(now, db))
+            store.db.read(lambda db: store._replay(now, db))
         except sqlite3.Error as exc:
             log.error("billing ledger %s: cannot read past sessions (%s)", store.path, exc)
         return store
 
     @property
     def durable(self) -> bool:
-        return self.path is not None
+        """Whether the ledger is on disk now (False while the disk fails)."""
+        return self.db.durable
+
+    @property
+    def health(self) -> StoreHealth:
+        return self.db.health
+
+    def report_to(self, report: statedb.Report) -> None:
+        """Report the ledger's condition ("ledger": kept in memory, or None) to `report`."""
+        self.db.report_to(report)
+
+    def maintain(self) -> None:
+        """The file still there? The disk back? (cheap; called every second)"""
+        self.db.maintain()
 
     # -- the daemon's calls ------------------------------------------------------------
 
@@ -128,9 +167,11 @@ class LedgerStore:
         billed = max(0.0, billed_seconds)
         speech = max(0.0, speech_seconds)
         try:
-            row = self._db.execute(
-                "SELECT ended_at FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
+            row = self.db.read(
+                lambda db: db.execute(
+                    "SELECT ended_at FROM sessions WHERE session_id = ?", (session_id,)
+                ).fetchone()
+            )
         except sqlite3.Error:
             row = None  # the write below reports it
         if row is not None and row[0] is not None:
@@ -152,48 +193,51 @@ class LedgerStore:
         """The reset time changed (config reload): count the stored sessions into the same
         ledger again, on the new billing days."""
         self.ledger.days.clear()
-        self._replay(now)
+        self.db.read(lambda db: self._replay(now, db))
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     # -- internals ---------------------------------------------------------------------
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        """One committed statement. A failure (disk full, file gone) is logged once until a
-        write succeeds again; the in-memory ledger keeps counting, so the budget holds."""
+        """One committed statement; a failing disk moves the ledger to memory (`StateDb`),
+        so this fails only if memory does. The in-memory `Ledger` keeps counting anyway."""
         try:
-            self._db.execute(sql, params)
+            self.db.write(lambda db: db.execute(sql, params), record=True)
         except sqlite3.Error as exc:
-            if not self._failing:
-                log.error(
-                    "billing ledger %s: cannot write (%s); billed time is counted in memory "
-                    "only until it can",
-                    self.path,
-                    exc,
-                )
-            self._failing = True
-            return
-        if self._failing:
-            log.info("billing ledger %s: writing again", self.path)
-        self._failing = False
+            log.error("billing ledger: cannot record a session, even in memory (%s)", exc)
 
-    def _prune(self, now: float) -> None:
-        cur = self._db.execute(
+    def _adopt(self, found: sqlite3.Connection, db: sqlite3.Connection) -> int:
+        """Sessions in a ledger file this run had not read (it could not open it at start):
+        added, those a dead process left open recovered, and the totals counted again."""
+        held = {row[0] for row in db.execute("SELECT session_id FROM sessions")}
+        rows = [row for row in found.execute(_ALL).fetchall() if row[0] not in held]
+        db.executemany(_INSERT_ALL, rows)
+        now = time.time()
+        self._recover(now, db, only={row[0] for row in rows})
+        self.ledger.days.clear()
+        self._replay(now, db)
+        return len(rows)
+
+    def _prune(self, now: float, db: sqlite3.Connection) -> None:
+        cur = db.execute(
             "DELETE FROM sessions WHERE COALESCE(ended_at, last_seen) < ?",
             (now - KEEP_SECONDS,),
         )
         if cur.rowcount > 0:
             log.info("billing ledger: removed %d sessions older than 13 months", cur.rowcount)
 
-    def _recover(self, now: float) -> None:
-        rows = self._db.execute(
+    def _recover(self, now: float, db: sqlite3.Connection, only: set[str] | None = None) -> None:
+        rows = db.execute(
             "SELECT session_id, started_at, last_seen FROM sessions WHERE ended_at IS NULL"
         ).fetchall()
         for session_id, started_at, last_seen in rows:
+            if only is not None and session_id not in only:
+                continue  # this run's open session
             billed = max(0.0, last_seen - started_at) + HEARTBEAT_SECONDS
             ended_at = max(last_seen, min(last_seen + HEARTBEAT_SECONDS, now))
-            self._db.execute(
+            db.execute(
                 "UPDATE sessions SET ended_at = ?, billed_seconds = ?, source = 'recovered' "
                 "WHERE session_id = ?",
                 (ended_at, billed, session_id),
@@ -208,8 +252,8 @@ class LedgerStore:
                 HEARTBEAT_SECONDS,
             )
 
-    def _replay(self, now: float) -> None:
-        rows = self._db.execute(
+    def _replay(self, now: float, db: sqlite3.Connection) -> None:
+        rows = db.execute(
             "SELECT ended_at, billed_seconds, speech_seconds FROM sessions "
             "WHERE ended_at IS NOT NULL AND ended_at >= ? ORDER BY ended_at",
             (now - REPLAY_SECONDS,),

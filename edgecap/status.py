@@ -15,6 +15,10 @@ logged in one line on every change.
 | degraded | repeated failures or a bug/config problem; retrying after a cool-down |
 | audio_unavailable | the microphone is missing or failing; retried, no session is open |
 | stopping | the daemon is shutting down |
+
+Besides the state, `conditions` holds one line per part that is degraded without changing
+the state (`set_condition`): "spool" and "ledger" while they are kept in memory because
+the state directory cannot be written; `durable` is false while either is.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ State = Literal[
     "stopping",
 ]
 STATES: tuple[str, ...] = get_args(State)
+STORAGE_PARTS = ("spool", "ledger")
+"""Conditions of these parts mean: kept in memory, not durable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,8 @@ class StatusModel:
     budget_resets_at: float | None = None
     """While `budget_exhausted`: when sessions may open again (Unix seconds)."""
     counters: Counters = field(default_factory=Counters)
+    conditions: dict[str, str] = field(default_factory=dict)
+    """Degraded parts (part -> one line saying what, why and what to do)."""
     listeners: list[Listener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -145,6 +153,22 @@ class StatusModel:
             self._changed("state" if changed else "update")
         return changed
 
+    def set_condition(self, part: str, line: str | None) -> None:
+        """`part` is degraded (`line` says how), or fine again (None). Listeners hear
+        "condition" only when it changed."""
+        if self.conditions.get(part) == line:
+            return
+        if line is None:
+            del self.conditions[part]
+        else:
+            self.conditions[part] = line
+        self._changed("condition")
+
+    @property
+    def durable(self) -> bool:
+        """False while the spool or the ledger is kept in memory."""
+        return not any(part in self.conditions for part in STORAGE_PARTS)
+
     def record_error(self, classified: Classified) -> None:
         """What went wrong last (kept after recovery: it is history, not the state)."""
         self.last_error = LastError.from_classified(classified, self.clock())
@@ -170,6 +194,8 @@ class StatusModel:
             "spare_token": self.spare_token,
             "budget_resets_at": iso_utc(self.budget_resets_at) if self.budget_resets_at else None,
             "counters": asdict(self.counters),
+            "conditions": dict(self.conditions),
+            "durable": self.durable,
         }
 
     def to_json(self) -> bytes:

@@ -50,14 +50,13 @@ class DaemonProcess:
         self._reader: asyncio.Task[None] | None = None
         self._new_line = asyncio.Condition()
 
+    def command(self) -> list[str]:
+        """The command line (a subclass may wrap it, e.g. in its own mount namespace)."""
+        return [*self.prefix, "-m", "edgecap", "run", "--config", str(self.config)]
+
     async def start(self) -> DaemonProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            *self.prefix,
-            "-m",
-            "edgecap",
-            "run",
-            "--config",
-            str(self.config),
+            *self.command(),
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,

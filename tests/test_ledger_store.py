@@ -249,7 +249,7 @@ def test_unusable_state_dir_keeps_the_ledger_in_memory_and_says_so_once(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "billing ledger" in errors[0].getMessage()
-    assert "in memory only" in errors[0].getMessage()
+    assert "Kept in memory from now on" in errors[0].getMessage()
     store.close()
 
 

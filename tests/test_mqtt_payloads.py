@@ -15,6 +15,7 @@ from edgecap.mqtt.hermes import text_captured
 from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_payload
 from edgecap.protocol.messages import Turn, Word
+from edgecap.statehealth import StoreHealth
 from edgecap.transcript import TranscriptTurn
 from tests.strict_json import strict_loads
 
@@ -64,6 +65,23 @@ def test_stats_payload_carries_every_counter() -> None:
     assert (payload["sessions"], payload["reconnects"], payload["turns"]) == (2, 1, 5)
     assert (payload["spool_depth"], payload["spool_evictions"]) == (3, 4)
     assert payload["at"] == "2026-09-21T14:14:20.000Z"
+    assert "storage" not in payload  # only when the parts report it
+
+
+def test_stats_payload_says_where_the_spool_and_the_ledger_are_kept() -> None:
+    spool = StoreHealth(durable=False, fallbacks=1, memory_writes=3)
+    ledger = StoreHealth(recreated=1)
+    payload = stats_payload(
+        "kitchen-pi",
+        DaemonCounters(turns=3, ledger_storage=ledger.payload()),
+        DeliveryCounters(delivered=3, spool_storage=spool.payload()),
+        now=1_790_000_060.0,
+        started_at=1_790_000_000.0,
+    )
+    assert payload["storage"] == {
+        "spool": {"durable": False, "fallbacks": 1, "recreated": 0, "memory_writes": 3},
+        "ledger": {"durable": True, "fallbacks": 0, "recreated": 1, "memory_writes": 0},
+    }
 
 
 def test_partial_text_includes_the_word_being_recognized() -> None:

@@ -44,6 +44,8 @@ def test_payload_has_the_documented_fields() -> None:
             "gaps": 0,
             "token_failures": 0,
         },
+        "conditions": {},
+        "durable": True,
     }
     assert set(STATES) == {
         "starting",
@@ -131,3 +133,26 @@ def test_summary_is_one_line() -> None:
 def test_unknown_state_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown state"):
         StatusModel("pi").set_state("sleeping")
+
+
+def test_a_condition_is_published_when_it_changes_and_storage_in_memory_is_not_durable() -> None:
+    status = StatusModel("pi", clock=Clock())
+    seen: list[str] = []
+    status.listeners.append(lambda s, what: seen.append(what))
+    status.set_condition("spool", None)  # nothing to clear: no message
+    assert seen == []
+    line = "kept in memory: the disk is full (database or disk is full); ..."
+    status.set_condition("spool", line)
+    status.set_condition("spool", line)  # the same again: no message
+    assert seen == ["condition"]
+    p = status.to_payload()
+    assert (p["conditions"], p["durable"]) == ({"spool": line}, False)
+    status.set_condition("ledger", "kept in memory: ...")
+    status.set_condition("spool", None)
+    assert status.to_payload()["durable"] is False  # the ledger still is in memory
+    status.set_condition("ledger", None)
+    status.set_condition("gps", "another part, degraded")  # not storage: still durable
+    p = status.to_payload()
+    assert (p["conditions"], p["durable"]) == ({"gps": "another part, degraded"}, True)
+    assert seen == ["condition"] * 5
+    assert strict_loads(status.to_json())["conditions"] == {"gps": "another part, degraded"}

@@ -60,6 +60,7 @@ def doctor_command(
 
     if not as_json:
         _print(render_header(width))
+
     async def main() -> Report:
         # a check cut by its budget may leave a blocking call behind (a name lookup, the
         # MQTT probe): daemon threads, so the doctor still exits at once

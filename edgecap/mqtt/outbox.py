@@ -3,7 +3,9 @@
 Runs on the event loop only (the MQTT client's callbacks are marshalled to it), so the
 spool file and the delivery window are never shared between threads. At-least-once:
 a turn leaves the spool only when the broker has acknowledged it; after a reconnect or a
-restart it may be sent again, always with the same `id`.
+restart it may be sent again, always with the same `id`. While the disk fails the spool
+lives in memory (`statedb.StateDb`), and every turn still goes through the same window
+and counters.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ class OutboxCounters:
     delivered: int = 0
     evicted: int = 0
     rejected: int = 0
-    unspooled: int = 0  # published without an on-disk copy (the spool could not be written)
 
 
 class TurnOutbox:
@@ -80,18 +81,10 @@ class TurnOutbox:
         if self._closed:
             log.error("turn %s arrived after the MQTT outbox was closed; not published", turn_id)
             return
-        try:
+        try:  # a failing disk moves the spool to memory; this fails only if memory does
             self.spool.add(turn_id, topic, payload, self._clock())
         except sqlite3.Error as exc:
-            # Disk full or failing: still publish (paho keeps it in memory until the PUBACK).
-            log.error(
-                "cannot write turn %s to the transcript spool (%s); publishing it without "
-                "an on-disk copy",
-                turn_id,
-                exc,
-            )
-            self.counters.unspooled += 1
-            self._publish(topic, payload)
+            log.error("turn %s could not be spooled, even in memory (%s); lost", turn_id, exc)
             return
         self.counters.spooled += 1
         excess = self.bounds.excess(self.spool.depth())
@@ -110,6 +103,12 @@ class TurnOutbox:
     @property
     def depth(self) -> int:
         return self.spool.depth()
+
+    def maintain(self) -> None:
+        """Periodically: is the spool file still there, does the disk work again?"""
+        if not self._closed:
+            self.spool.maintain()
+            self.pump()  # turns adopted from a file found on disk, if any
 
     # -- MQTT client events (on the loop) ------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Everything edgecap publishes on MQTT, wired for the daemon.
 
 - transcripts: spooled on disk, then published at QoS 1, deleted on PUBACK (`outbox.py`);
+  the spool file is checked every `STORAGE_CHECK_SECONDS` (deleted? the disk back?) and
+  its condition reported to the daemon's status (`report`);
 - `availability`, and the retained `stats` (periodic) and Home Assistant discovery,
   published again after every reconnect (`publisher.py`);
 - opt-in: `partial` text (QoS 0), Hermes `textCaptured` (QoS 0), discovery re-sent when
@@ -33,6 +35,7 @@ from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, sta
 from edgecap.mqtt.topics import ONLINE, Topics
 from edgecap.protocol.messages import Turn
 from edgecap.runtime import Deadline
+from edgecap.statedb import Report
 from edgecap.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ CONNECT_REPORT_SECONDS = 15.0  # silent connection attempts are reported after t
 STOP_SECONDS = 4.0  # a whole stop (a reload reconnecting to another broker, say)
 OFFLINE_WAIT_SECONDS = 1.0  # for the broker's PUBACK of `offline`
 STOP_THREAD_RESERVE_SECONDS = 0.3  # disconnecting and ending paho's thread
+STORAGE_CHECK_SECONDS = 5.0  # spool file still there? disk back? (one stat() when fine)
 
 
 def _dispatch(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> None:
@@ -57,6 +61,7 @@ class MqttService:
         counters: Callable[[], DaemonCounters] = DaemonCounters,
         *,
         clock: Callable[[], float] = time.time,
+        report: Report | None = None,
     ) -> None:
         cfg = loaded.config
         self.options = cfg.mqtt
@@ -67,6 +72,7 @@ class MqttService:
         self.state_dir = cfg.state_dir
         self._counters = counters
         self._clock = clock
+        self._report = report  # the spool's status condition (StatusModel.set_condition)
         self.started_at = clock()
         self._outbox: TurnOutbox | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -86,7 +92,7 @@ class MqttService:
         """Open the spool and connect in the background (call on the event loop)."""
         loop = self._loop = asyncio.get_running_loop()
         outbox = self._outbox = TurnOutbox(
-            open_spool(self.state_dir),
+            open_spool(self.state_dir, report=self._spool_condition),
             self.bounds,
             self._publish_spooled,
             schedule=loop.call_soon,
@@ -104,7 +110,7 @@ class MqttService:
             p.subscribe(self.topics.ha_status)
         self.publish_stats()
         p.start()
-        self._stats_task = loop.create_task(self._stats_loop(), name="edgecap-mqtt-stats")
+        self._stats_task = loop.create_task(self._periodic(), name="edgecap-mqtt-stats")
         self._watch_connect()
 
     async def stop(self, within: float = STOP_SECONDS) -> None:
@@ -142,7 +148,7 @@ class MqttService:
             for _ in range(2):  # PUBACKs handed over before paho stopped, then their flush
                 await asyncio.sleep(0)
             left = outbox.depth
-            if left:
+            if left and outbox.spool.durable:  # else the spool says what is lost, on close
                 log.info("%d transcript(s) stay in the spool for the next start", left)
             outbox.close()
 
@@ -180,6 +186,7 @@ class MqttService:
             delivered=c.delivered,
             rejected=c.rejected,
             mqtt_connects=self.publisher.connects,
+            spool_storage=outbox.spool.health.payload(),
         )
 
     # -- internals -----------------------------------------------------------------------
@@ -225,11 +232,29 @@ class MqttService:
         topic, payload = discovery_message(self.topics)
         self.publisher.publish(topic, payload, qos=1, retain=True)
 
+    def _spool_condition(self, part: str, line: str | None) -> None:
+        """The spool moved to memory or back: the status says so, and the stats at once."""
+        if self._report is not None:
+            self._report(part, line)
+        if self._outbox is not None and self._loop is not None and not self._stopped:
+            self._loop.call_soon(self.publish_stats)
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         if topic == self.topics.ha_status and payload.strip() == ONLINE and self._loop:
             delay = random.uniform(0, DISCOVERY_JITTER_SECONDS)  # noqa: S311 - not crypto
             log.info("Home Assistant is online; sending discovery in %.1f s", delay)
             self._loop.call_later(delay, self._publish_discovery)
+
+    async def _periodic(self) -> None:
+        await asyncio.gather(self._stats_loop(), self._storage_loop())
+
+    async def _storage_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STORAGE_CHECK_SECONDS)  # the period itself
+            try:
+                self.outbox.maintain()
+            except (OSError, sqlite3.Error) as exc:  # reported by the spool; keep checking
+                log.error("transcript spool: periodic check failed: %s", exc)
 
     async def _stats_loop(self) -> None:
         while True:

@@ -2,19 +2,24 @@
 
 Rows keep the order turns were finalized in (`seq` never goes back, even after deletes).
 Each insert is committed with `synchronous=FULL`, so a turn that was spooled survives a
-kill and a power cut. All calls come from one thread (the event loop); the bookkeeping of
-what to send and what to evict lives in `spool.py`.
+kill and a power cut. The file is watched and, while the disk fails, kept in memory
+(`statedb.StateDb`): row numbers never change meaning, so what is in flight stays valid.
+All calls come from one thread (the event loop); the bookkeeping of what to send and what
+to evict lives in `spool.py`.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecap import statedb
+from edgecap.statefile import transaction
+from edgecap.statehealth import StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,18 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 """
 
+SPEC = statedb.DbSpec(
+    filename=FILENAME,
+    schema=_SCHEMA,
+    version=SCHEMA_VERSION,
+    part="spool",
+    what="transcript spool",
+    rows="undelivered turn(s)",
+    count_sql="SELECT COUNT(*) FROM turns",
+    in_memory_means="transcripts are still delivered, but those not yet delivered are lost "
+    "if edgecap stops before the disk works again",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class SpooledTurn:
@@ -42,73 +59,95 @@ class SpooledTurn:
 
 
 class SqliteSpool:
-    """The spool table. `path=None` keeps it in memory (tests, or no writable state dir)."""
+    """The spool table in `state_dir` (or, while the disk fails, in memory)."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._db = statedb.connect(path, schema=_SCHEMA, version=SCHEMA_VERSION, what="spool")
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        report: statedb.Report | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        factory: type[sqlite3.Connection] = sqlite3.Connection,
+    ) -> None:
+        self.db = statedb.StateDb(
+            state_dir, SPEC, log=log, report=report, adopt=_adopt, clock=clock, factory=factory
+        )
+        self.path = self.db.path
 
     @property
     def durable(self) -> bool:
-        return self.path is not None
+        """Whether the spool is on disk now (False while the disk fails)."""
+        return self.db.durable
+
+    @property
+    def health(self) -> StoreHealth:
+        return self.db.health
 
     # -- writes ------------------------------------------------------------------------
 
     def add(self, turn_id: str, topic: str, payload: bytes, now: float) -> int:
         """Commit one turn; returns its row number."""
-        cur = self._db.execute(
-            "INSERT INTO turns (id, topic, payload, spooled_at) VALUES (?, ?, ?, ?)",
-            (turn_id, topic, payload, now),
-        )
-        seq = cur.lastrowid
-        assert seq is not None
-        return seq
+
+        def insert(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO turns (id, topic, payload, spooled_at) VALUES (?, ?, ?, ?)",
+                (turn_id, topic, payload, now),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return self.db.write(insert, record=True)
 
     def delete(self, seqs: Iterable[int]) -> int:
         """Delete delivered rows in one transaction; returns how many existed."""
         rows = [(s,) for s in seqs]
         if not rows:
             return 0
-        self._db.execute("BEGIN")
-        try:
-            cur = self._db.executemany("DELETE FROM turns WHERE seq = ?", rows)
-            self._db.execute("COMMIT")
-        except sqlite3.Error:
-            self._db.execute("ROLLBACK")
-            raise
-        return max(cur.rowcount, 0)
+
+        def delete(db: sqlite3.Connection) -> int:
+            with transaction(db):
+                cur = db.executemany("DELETE FROM turns WHERE seq = ?", rows)
+            return max(cur.rowcount, 0)
+
+        return self.db.write(delete)
 
     def evict_oldest(self, count: int) -> list[str]:
         """Delete the `count` oldest rows; returns their turn ids, oldest first."""
         if count <= 0:
             return []
-        rows = self._db.execute(
+        return self._evict(
             "DELETE FROM turns WHERE seq IN (SELECT seq FROM turns ORDER BY seq LIMIT ?) "
             "RETURNING seq, id",
-            (count,),
-        ).fetchall()
-        return [turn_id for _, turn_id in sorted(rows)]
+            count,
+        )
 
     def evict_older_than(self, cutoff: float) -> list[str]:
         """Delete rows spooled before `cutoff` (wall clock); returns their turn ids."""
-        rows = self._db.execute(
-            "DELETE FROM turns WHERE spooled_at < ? RETURNING seq, id", (cutoff,)
-        ).fetchall()
+        return self._evict("DELETE FROM turns WHERE spooled_at < ? RETURNING seq, id", cutoff)
+
+    def _evict(self, sql: str, arg: float) -> list[str]:
+        rows = self.db.write(lambda db: db.execute(sql, (arg,)).fetchall())
         return [turn_id for _, turn_id in sorted(rows)]
+
+    def maintain(self) -> None:
+        """The file still there? The disk back? (cheap; called periodically)"""
+        self.db.maintain()
 
     # -- reads -------------------------------------------------------------------------
 
     def after(self, seq: int, limit: int) -> list[SpooledTurn]:
         """Up to `limit` rows after row `seq`, in order."""
-        rows = self._db.execute(
-            "SELECT seq, id, topic, payload, spooled_at FROM turns WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (seq, limit),
-        ).fetchall()
+        rows = self.db.read(
+            lambda db: db.execute(
+                "SELECT seq, id, topic, payload, spooled_at FROM turns WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        )
         return [SpooledTurn(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     def depth(self) -> int:
-        count: int = self._db.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
+        count: int = self.db.read(lambda db: db.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
         return count
 
     def oldest(self) -> SpooledTurn | None:
@@ -116,22 +155,36 @@ class SqliteSpool:
         return rows[0] if rows else None
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
 
-def open_spool(state_dir: Path) -> SqliteSpool:
+def _adopt(found: sqlite3.Connection, db: sqlite3.Connection) -> int:
+    """Turns in a spool file this run had not read, appended after the current ones (turns
+    already held are skipped by id)."""
+    held = {row[0] for row in db.execute("SELECT id FROM turns")}
+    rows = [
+        row
+        for row in found.execute(
+            "SELECT id, topic, payload, spooled_at FROM turns ORDER BY seq"
+        ).fetchall()
+        if row[0] not in held
+    ]
+    db.executemany("INSERT INTO turns (id, topic, payload, spooled_at) VALUES (?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def open_spool(
+    state_dir: Path,
+    *,
+    report: statedb.Report | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    factory: type[sqlite3.Connection] = sqlite3.Connection,
+) -> SqliteSpool:
     """The spool in `state_dir`, created if needed.
 
     A damaged file is moved aside (`spool.sqlite3.damaged-<time>`) and a new one started.
-    When the directory cannot be used, the spool is kept in memory and that is logged as
-    an error: transcripts are still delivered, but do not survive a restart.
+    When the directory cannot be used, the spool is kept in memory, reported (an ERROR
+    line, the `spool` status condition) and the disk is retried: transcripts are still
+    delivered, but those not yet delivered do not survive a restart until it works again.
     """
-    return statedb.open_in_state_dir(
-        state_dir,
-        FILENAME,
-        SqliteSpool,
-        what="transcript spool",
-        in_memory_means="keeping transcripts in memory only: "
-        "turns not yet delivered are lost if edgecap stops",
-        log=log,
-    )
+    return SqliteSpool(state_dir, report=report, clock=clock, factory=factory)

@@ -3,7 +3,8 @@
 Counters since the daemon started (they restart at zero with the process), published
 every `mqtt.stats_interval_seconds`, after every reconnect and once more on a clean stop.
 The optional `billing` section (`ledger.billing_summary`) carries today's and this month's
-persisted totals, which do survive a restart.
+persisted totals, which do survive a restart; `storage` says, for the spool and the ledger,
+whether each is on disk and how often it had to be kept in memory or written anew.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class DaemonCounters:
     turns: int = 0
     billed_seconds: float = 0.0
     billing: Mapping[str, Any] | None = None  # ledger.billing_summary(...), when kept
+    ledger_storage: Mapping[str, Any] | None = None  # LedgerStore.health.payload()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class DeliveryCounters:
     delivered: int = 0
     rejected: int = 0
     mqtt_connects: int = 0
+    spool_storage: Mapping[str, Any] | None = None  # SqliteSpool.health.payload()
 
 
 def stats_payload(
@@ -68,6 +71,13 @@ def stats_payload(
         "rejected": delivery.rejected,
         "mqtt_connects": delivery.mqtt_connects,
     }
+    storage = {
+        part: dict(health)
+        for part, health in (("spool", delivery.spool_storage), ("ledger", daemon.ledger_storage))
+        if health is not None
+    }
+    if storage:
+        payload["storage"] = storage
     if daemon.billing is not None:
         payload["billing"] = dict(daemon.billing)
     return payload

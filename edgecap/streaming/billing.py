@@ -27,6 +27,7 @@ from edgecap.transcript import TranscriptTurn
 class BillingStore(Protocol):
     """Where sessions are recorded (`edgecap.ledger_store.LedgerStore`)."""
 
+    def maintain(self) -> None: ...
     def session_opened(self, session_id: str, now: float) -> None: ...
     def heartbeat(self, session_id: str, now: float) -> None: ...
     def session_closed(
@@ -158,6 +159,8 @@ class BillingGuard:
     def tick(self) -> BudgetChange | None:
         """Heartbeat of the open session; the budget running out or being renewed."""
         mono, adm = self._clock(), self.admission
+        if self._store is not None:
+            self._store.maintain()  # the ledger file still there? the disk back?
         due = mono - self._heartbeat_at >= HEARTBEAT_SECONDS
         if self._store is not None and self._session_id is not None and due:
             self._heartbeat_at = mono
