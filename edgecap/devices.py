@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgecap.audio.probe import ProbeChild
+
 EDGECAP_RATE = 16000
 EDGECAP_FORMAT = "S16_LE"
 FORMATS = ("S16_LE", "S24_LE", "S24_3LE", "S32_LE", "FLOAT_LE")
@@ -151,6 +153,7 @@ class RealAlsa:
 
         self._alsa = alsaaudio
         self._proc = proc
+        self._probe = ProbeChild()
 
     def pcm_names(self) -> list[str]:
         return list(self._alsa.pcms(self._alsa.PCM_CAPTURE))
@@ -184,28 +187,11 @@ class RealAlsa:
         return parse_arecord_list(done.stdout)
 
     def try_open(self, device: str, rate: int, channels: int, fmt: str) -> str | None:
-        a = self._alsa
-        try:
-            pcm = a.PCM(
-                type=a.PCM_CAPTURE,
-                mode=a.PCM_NONBLOCK,  # a device held by another program answers "busy"
-                rate=rate,
-                channels=channels,
-                format=getattr(a, f"PCM_FORMAT_{fmt}"),
-                periodsize=rate // 20,
-                periods=4,
-                device=device,
-            )
-        except a.ALSAAudioError as exc:
-            return str(exc)
-        try:
-            info = pcm.info()
-        finally:
-            pcm.close()
-        granted = (info.get("rate"), info.get("channels"), info.get("format_name"))
-        if granted != (rate, channels, fmt):
-            return f"granted {granted[0]} Hz, {granted[1]} channel(s), {granted[2]}"
-        return None
+        # in a child process: an open that blocks is abandoned after a few seconds
+        return self._probe.try_open(device, rate, channels, fmt)
+
+    def close(self) -> None:
+        self._probe.close()
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -329,7 +315,14 @@ def render_devices(devices: list[CaptureDevice]) -> str:
 
 def devices_command(as_json: bool = False, system: AlsaSystem | None = None) -> int:
     """Print the capture devices; exit 1 when there are none."""
-    found = list_capture_devices(system or RealAlsa())
+    if system is not None:
+        found = list_capture_devices(system)
+    else:
+        real = RealAlsa()
+        try:
+            found = list_capture_devices(real)
+        finally:
+            real.close()
     if as_json:
         sys.stdout.write(json.dumps([d.to_dict() for d in found], indent=2) + "\n")
     else:

@@ -60,3 +60,18 @@ async def test_cli_without_any_capture_device(tmp_path: Path) -> None:
     code, out = await run_devices({**os.environ, "ALSA_CONFIG_PATH": str(conf)})
     assert code == 1
     assert json.loads(out) == []
+
+
+async def test_a_device_whose_open_hangs_is_reported_and_the_listing_ends(
+    tmp_path: Path,
+) -> None:
+    source = AlsaFifoSource(tmp_path).prepare()  # a FIFO with no writer: the open blocks
+    began = asyncio.get_running_loop().time()
+    code, out = await run_devices({**os.environ, **source.env})
+    took = asyncio.get_running_loop().time() - began
+    testcap = json.loads(out)[0]
+    assert code == 0
+    assert took < 10
+    assert testcap["name"] == "testcap"
+    assert testcap["edgecap_format_ok"] is False
+    assert "did not answer within 3 s" in testcap["edgecap_format_error"]

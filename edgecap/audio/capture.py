@@ -19,24 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import importlib.util
 import logging
 import mmap
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-import edgecap
 from edgecap.audio import wire
-from edgecap.audio.child import BOOTSTRAP, ChildArgs
+from edgecap.audio.child import ChildArgs
 from edgecap.audio.frame import CaptureClock, Frame
+from edgecap.audio.spawn import isolated_python
 from edgecap.audio.watch import CaptureWatch, Kill, Phase, Report, Spawn, WatchSettings
 
 log = logging.getLogger(__name__)
@@ -132,13 +128,7 @@ def explain_unsupported(settings: CaptureSettings, granted: str) -> str:
 
 
 def child_command(settings: CaptureSettings, control_fd: int) -> list[str]:
-    """The capture child's command line: isolated Python with only edgecap and alsaaudio on
-    its path, killed by the kernel if the daemon dies (setpriv --pdeathsig)."""
-    root = str(Path(edgecap.__file__).resolve().parent.parent)
-    spec = importlib.util.find_spec("alsaaudio")
-    alsa_dir = str(Path(spec.origin).parent) if spec is not None and spec.origin else root
-    setpriv = shutil.which("setpriv")
-    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    """The capture child's command line (`edgecap.audio.spawn`)."""
     args = ChildArgs(
         settings.device,
         rate=settings.sample_rate,
@@ -149,7 +139,7 @@ def child_command(settings: CaptureSettings, control_fd: int) -> list[str]:
         control_fd=control_fd,
         probe=True,
     )
-    return [*prefix, sys.executable, "-I", "-S", "-c", BOOTSTRAP, root, alsa_dir, *args.to_argv()]
+    return isolated_python("edgecap.audio.child", *args.to_argv())
 
 
 def _exit_words(code: int | None) -> str:

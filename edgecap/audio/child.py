@@ -6,9 +6,9 @@ program holds (a blocking open waits until it lets go), PipeWire's or Pulse's AL
 while the sound server does not answer (the `default` device on Raspberry Pi OS Bookworm),
 a plugin reading a FIFO nobody writes. In the daemon's process that would stop every
 thread, the event loop included. So the daemon runs this small program instead
-(`python -I -S`, the standard library, alsaaudio and two edgecap modules: about 3 MB of its
-own memory) and reads what it writes on its stdout (`edgecap.audio.wire`). The daemon can
-always kill it; nothing it does can stop the daemon.
+(`python -I -S`, the standard library, alsaaudio and three small edgecap modules: about
+3 MB of its own memory; see `edgecap.audio.spawn`) and reads what it writes on its stdout
+(`edgecap.audio.wire`). The daemon can always kill it; nothing it does can stop the daemon.
 
 It opens the device once (after a non-blocking probe that tells "held by another program"
 apart), reports the outcome, then reads periods until the daemon sets the STOP control byte
@@ -29,12 +29,6 @@ import time
 from edgecap.audio import wire
 from edgecap.audio.level import peak_below
 
-# Run as `python -I -S -c BOOTSTRAP <edgecap root> <alsaaudio dir> <args...>`: isolated and
-# without site-packages, so only what is named here is importable.
-BOOTSTRAP = (
-    "import sys; sys.path[:0] = sys.argv[1:3]; "
-    "from edgecap.audio.child import main; sys.exit(main(sys.argv[3:]))"
-)
 EXIT_OK = 0
 EXIT_FAILED = 2
 _BUSY_WORDS = ("busy",)  # alsa-lib's strerror(EBUSY): "Device or resource busy"
@@ -258,4 +252,4 @@ def main(argv: list[str]) -> int:
         return EXIT_OK
 
 
-__all__ = ["BOOTSTRAP", "ChildArgs", "QuietHold", "main"]
+__all__ = ["ChildArgs", "QuietHold", "main"]
