@@ -180,7 +180,11 @@ async def run(args: argparse.Namespace, workdir: Path, command: str) -> Report:
         if "billing" not in args.skip and gate_available():
             say(f"\n==> billing ratio ({args.billing_minutes:g} min, 10 % speech)")
             try:
-                report.billing = await phase_billing.run(bench, args.billing_minutes)
+                report.billing = await phase_billing.run(
+                    bench,
+                    args.billing_minutes,
+                    args.baseline.resolve() if args.baseline else None,
+                )
             except BenchError as exc:
                 report.notes.append(f"billing phase failed: {exc}")
         if args.soak:

@@ -24,6 +24,7 @@ import re
 import time
 from array import array
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import proc
 from bench.contenders import edgecap_config, edgecap_process
@@ -239,9 +240,9 @@ async def _wait_log(process: ClientProcess, fragment: str, timeout: float) -> No
 
 
 async def _start(
-    bench: Bench, gate: str, program: BillingProgram
+    bench: Bench, gate: str, program: BillingProgram, tree: Path | None = None
 ) -> tuple[str, AlsaFifoSource, ClientProcess]:
-    key = f"bill{gate}"
+    key = f"bill{gate}" + ("base" if tree is not None else "")
     urls = await bench.start_sim(key, list(program.texts))
     source = bench.source(f"bench{key}")
     config = edgecap_config(
@@ -252,11 +253,14 @@ async def _start(
         mqtt_port=bench.broker.port,
         gate=gate,
     )
-    process = await edgecap_process(key, config, source, urls, bench.log(key)).start(bench.changes)
+    process = edgecap_process(key, config, source, urls, bench.log(key), tree=tree)
+    await process.start(bench.changes)
     return key, source, process
 
 
-async def run(bench: Bench, minutes: float) -> BillingResult:
+async def run(bench: Bench, minutes: float, baseline: Path | None = None) -> BillingResult:
+    """`baseline`: also a voice-gated daemon from that source tree (an A/B of listening and
+    of the whole scenario, reported as the gate `voicebase`)."""
     program = billing_program(minutes)
     result = BillingResult(minutes, program.seconds, program.speech_s, program.bursts)
     say(
@@ -264,9 +268,11 @@ async def run(bench: Bench, minutes: float) -> BillingResult:
         f"{program.bursts} burst(s), {len(program.texts)} sentences"
     )
     started = [await _start(bench, gate, program) for gate in ("voice", "always")]
+    if baseline is not None:
+        started.append(await _start(bench, "voice", program, baseline))
     try:
         for key, _, process in started:
-            state = "state listening" if key == "billvoice" else "state streaming"
+            state = "state listening" if key.startswith("billvoice") else "state streaming"
             await _wait_log(process, state, 60)
         cpu0 = [proc.cpu_seconds(p.pid) for _, _, p in started]
         handles = [src.play_pcm(program.pcm, "billing program") for _, src, _ in started]
@@ -284,7 +290,9 @@ async def run(bench: Bench, minutes: float) -> BillingResult:
             await handle.await_done(program.seconds + 60)
         cpu1 = [proc.cpu_seconds(p.pid) for _, _, p in started]
         # the voice session still open after the last burst ends after the idle time
-        await _wait_closed(bench, "billvoice", IDLE_CLOSE_S + 20)
+        for key, _, _ in started:
+            if key.startswith("billvoice"):
+                await _wait_closed(bench, key, IDLE_CLOSE_S + 20)
     finally:
         for _, _, process in started:
             await process.stop()
