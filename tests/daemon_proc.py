@@ -6,8 +6,14 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from edgecap.sim.microphone import AlsaFifoSource
+from edgecap.sim.streaming import StreamingSimulator
+from edgecap.sim.tokens import TokenServiceSimulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -143,3 +149,32 @@ def stack_config(
         base.setdefault(section, {}).update(keys)
     top = {"device_id": device_id, "state_dir": str(tmp_path / "state")}
     return write_config(tmp_path / name, top, base)
+
+
+@asynccontextmanager
+async def simulated_stack(
+    tmp_path: Path,
+    *,
+    device_id: str,
+    credential: str,
+    alsa: AlsaFifoSource,
+    mqtt_port: int,
+    script: Sequence[str] = (),
+    sections: dict[str, dict[str, Any]] | None = None,
+) -> AsyncIterator[tuple[StreamingSimulator, TokenServiceSimulator, Path, dict[str, str]]]:
+    """The simulators running, the usual config written for them, and the daemon's
+    environment (the ALSA device and the credential): (sim, tokens, config, env)."""
+    async with (
+        StreamingSimulator(script=list(script)) as sim,
+        TokenServiceSimulator(sim, credential=credential) as tokens,
+    ):
+        config = stack_config(
+            tmp_path,
+            device_id=device_id,
+            alsa_device=alsa.device,
+            token_service_url=tokens.base_url,
+            streaming_url=sim.url,
+            mqtt_port=mqtt_port,
+            sections=sections,
+        )
+        yield sim, tokens, config, {**alsa.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": credential}

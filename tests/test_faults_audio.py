@@ -8,7 +8,6 @@ the device delivers, and an exit 0 within 5 s of SIGTERM/SIGINT in any of these 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import time
@@ -17,23 +16,15 @@ from typing import Any
 
 import pytest
 
-from edgecap.sim.streaming import StreamingSimulator
-from edgecap.sim.tokens import TokenServiceSimulator
-from tests.daemon_proc import REPO, DaemonProcess, stack_config
+from tests.daemon_proc import REPO, DaemonProcess, simulated_stack
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
 from tests.notify_socket import NotifySocket
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.faults
 
 CREDENTIAL = "team-credential-faults-audio"
 DEVICE_ID = "hung-mic"
-
-
-def strict_json(payload: bytes) -> Any:
-    def refuse(name: str) -> Any:
-        raise ValueError(f"not JSON: {name}")
-
-    return json.loads(payload, parse_constant=refuse)
 
 
 async def run_doctor(config: Path, env: dict[str, str]) -> tuple[int, dict[str, Any], float]:
@@ -52,7 +43,7 @@ async def run_doctor(config: Path, env: dict[str, str]) -> tuple[int, dict[str, 
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
-    return proc.returncode, strict_json(out), time.monotonic() - began
+    return proc.returncode, strict_loads(out), time.monotonic() - began
 
 
 @pytest.fixture
@@ -66,7 +57,7 @@ def hung_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AlsaFifoSour
 
 
 def status_of(sub: MqttCollector) -> list[dict[str, Any]]:
-    return [strict_json(m.payload) for m in sub.on_topic(f"edgecap/{DEVICE_ID}/status")]
+    return [strict_loads(m.payload) for m in sub.on_topic(f"edgecap/{DEVICE_ID}/status")]
 
 
 async def test_a_microphone_whose_open_hangs_never_freezes_the_daemon(
@@ -77,23 +68,17 @@ async def test_a_microphone_whose_open_hangs_never_freezes_the_daemon(
 ) -> None:
     fixture = speech_fixtures[0]
     async with (
-        StreamingSimulator(script=[fixture.text]) as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-        NotifySocket(tmp_path / "notify.sock") as notify,
-    ):
-        config = stack_config(
+        simulated_stack(
             tmp_path,
             device_id=DEVICE_ID,
-            alsa_device=hung_source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
+            credential=CREDENTIAL,
+            alsa=hung_source,
             mqtt_port=mqtt_broker.port,
-        )
-        env = {
-            **hung_source.env,
-            "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL,
-            "NOTIFY_SOCKET": str(notify.path),
-        }
+            script=[fixture.text],
+        ) as (sim, _, config, env),
+        NotifySocket(tmp_path / "notify.sock") as notify,
+    ):
+        env["NOTIFY_SOCKET"] = str(notify.path)
         with MqttCollector("127.0.0.1", mqtt_broker.port, [f"edgecap/{DEVICE_ID}/#"]) as sub:
             began = time.monotonic()
             daemon = await DaemonProcess(config, env).start()
@@ -105,13 +90,13 @@ async def test_a_microphone_whose_open_hangs_never_freezes_the_daemon(
                 [*_, unavailable] = await sub.await_for(
                     lambda m: (
                         m.topic.endswith("/status")
-                        and strict_json(m.payload)["state"] == "audio_unavailable"
+                        and strict_loads(m.payload)["state"] == "audio_unavailable"
                     ),
                     15,
                 )
                 reported_after = time.monotonic() - began
                 assert reported_after < 15
-                status = strict_json(unavailable.payload)
+                status = strict_loads(unavailable.payload)
                 assert status["detail"].startswith(
                     "audio device 'testcap' has not opened after 5 s"
                 ), status
@@ -148,7 +133,7 @@ async def test_a_microphone_whose_open_hangs_never_freezes_the_daemon(
                 hung_source.play_wav(fixture.path)
                 hung_source.play_silence(1.5)
                 turns = await sub.await_for(lambda m: m.topic.endswith("/transcript"), 20)
-                assert strict_json(turns[0].payload)["text"] == fixture.text
+                assert strict_loads(turns[0].payload)["text"] == fixture.text
                 assert status_of(sub)[-1]["state"] == "streaming"
                 print(
                     f"hung open: status after {reported_after:.1f} s, doctor {took:.1f} s, "
@@ -177,19 +162,13 @@ async def test_the_daemon_exits_within_5_s_while_the_open_hangs(
     hung_source: AlsaFifoSource,
     sig: signal.Signals,
 ) -> None:
-    async with (
-        StreamingSimulator() as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-    ):
-        config = stack_config(
-            tmp_path,
-            device_id=DEVICE_ID,
-            alsa_device=hung_source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
-            mqtt_port=mqtt_broker.port,
-        )
-        env = {**hung_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
+    async with simulated_stack(
+        tmp_path,
+        device_id=DEVICE_ID,
+        credential=CREDENTIAL,
+        alsa=hung_source,
+        mqtt_port=mqtt_broker.port,
+    ) as (_, _, config, env):
         daemon = await DaemonProcess(config, env).start()
         try:
             await asyncio.wait_for(daemon.wait_log("opening audio device testcap"), 10)
@@ -203,6 +182,7 @@ async def test_the_daemon_exits_within_5_s_while_the_open_hangs(
             await daemon.ensure_stopped()
         assert code == 0, daemon.log
         assert took < 5, daemon.log
+        print(f"{sig.name} while the open hangs: exit 0 after {took:.2f} s")
         for pid in children:  # no capture process is left behind
             assert gone(pid)
 
@@ -233,19 +213,13 @@ async def test_only_the_capture_child_loads_alsa_lib(
 ) -> None:
     """Every ALSA call happens in the capture child: the daemon's own process never even
     maps libasound, so no ALSA call can hold its GIL."""
-    async with (
-        StreamingSimulator() as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-    ):
-        config = stack_config(
-            tmp_path,
-            device_id=DEVICE_ID,
-            alsa_device=alsa_source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
-            mqtt_port=mqtt_broker.port,
-        )
-        env = {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
+    async with simulated_stack(
+        tmp_path,
+        device_id=DEVICE_ID,
+        credential=CREDENTIAL,
+        alsa=alsa_source,
+        mqtt_port=mqtt_broker.port,
+    ) as (sim, _, config, env):
         daemon = await DaemonProcess(config, env).start()
         try:
             await sim.wait_for_session(0)  # audio flows: the device is open

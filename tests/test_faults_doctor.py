@@ -5,7 +5,6 @@ default options still ends within 45 s, with a verdict, a cause and a fix on eve
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -15,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from edgecap.sim.streaming import StreamingSimulator
-from edgecap.sim.tokens import TokenServiceSimulator
-from tests.daemon_proc import REPO, stack_config
+from tests.daemon_proc import REPO, simulated_stack
 from tests.harness import AlsaFifoSource, MosquittoBroker
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.faults
 
@@ -31,26 +29,16 @@ async def test_the_doctor_ends_in_time_with_a_verdict_on_every_check_while_all_h
     source = AlsaFifoSource(tmp_path).prepare()  # no writer: the open blocks
     pid = mqtt_broker.pid
     assert pid is not None
-    async with (
-        StreamingSimulator() as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-    ):
+    async with simulated_stack(
+        tmp_path,
+        device_id="doctor-hang",
+        credential=CREDENTIAL,
+        alsa=source,
+        mqtt_port=mqtt_broker.port,
+    ) as (_, tokens, config, stack_env):
         tokens.slow_delay_seconds = 3600.0
         tokens.mode = "slow"  # reads the request, never answers
-        config = stack_config(
-            tmp_path,
-            device_id="doctor-hang",
-            alsa_device=source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
-            mqtt_port=mqtt_broker.port,
-        )
-        env = {
-            **os.environ,
-            **source.env,
-            "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL,
-            "PYTHONPATH": str(REPO),
-        }
+        env = {**os.environ, **stack_env, "PYTHONPATH": str(REPO)}
         os.kill(pid, signal.SIGSTOP)
         try:
             began = time.monotonic()
@@ -73,7 +61,7 @@ async def test_the_doctor_ends_in_time_with_a_verdict_on_every_check_while_all_h
             source.stop()
     assert took <= 45, took
     assert proc.returncode == 1, err.decode()
-    report: dict[str, Any] = json.loads(out)
+    report: dict[str, Any] = strict_loads(out)
     rows = {r["check"]: r for r in report["checks"]}
     assert set(rows) == {"config", "audio", "token", "streaming", "mqtt", "systemd"}
     assert rows["config"]["result"] == "pass"

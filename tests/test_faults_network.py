@@ -8,7 +8,6 @@ and an exit 0 within 5 s of SIGTERM while the dependency hangs."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -26,8 +25,9 @@ import pytest
 from edgecap.sim.faults import FaultPlan
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenServiceSimulator
-from tests.daemon_proc import DaemonProcess, stack_config, write_config
+from tests.daemon_proc import DaemonProcess, simulated_stack, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
+from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.faults
 
@@ -41,18 +41,11 @@ TIMEOUTS = {
 Hang = Literal["token", "handshake", "begin"]
 
 
-def strict_json(payload: bytes) -> Any:
-    def refuse(name: str) -> Any:
-        raise ValueError(f"not JSON: {name}")
-
-    return json.loads(payload, parse_constant=refuse)
-
-
 def is_status(state: str, needle: str = "") -> Callable[[Any], bool]:
     def check(m: Any) -> bool:
         if not m.topic.endswith("/status"):
             return False
-        status = strict_json(m.payload)
+        status = strict_loads(m.payload)
         return bool(status["state"] == state and needle in status["detail"])
 
     return check
@@ -62,20 +55,15 @@ def is_status(state: str, needle: str = "") -> Callable[[Any], bool]:
 async def stack(
     tmp_path: Path, broker: MosquittoBroker, source: AlsaFifoSource, script: list[str]
 ) -> AsyncIterator[tuple[StreamingSimulator, TokenServiceSimulator, DaemonProcess, MqttCollector]]:
-    async with (
-        StreamingSimulator(script=script) as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-    ):
-        config = stack_config(
-            tmp_path,
-            device_id=DEVICE_ID,
-            alsa_device=source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
-            mqtt_port=broker.port,
-            sections={"auth": {"request_timeout_seconds": 2.0}, "streaming": TIMEOUTS},
-        )
-        env = {**source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
+    async with simulated_stack(
+        tmp_path,
+        device_id=DEVICE_ID,
+        credential=CREDENTIAL,
+        alsa=source,
+        mqtt_port=broker.port,
+        script=script,
+        sections={"auth": {"request_timeout_seconds": 2.0}, "streaming": TIMEOUTS},
+    ) as (sim, tokens, config, env):
         with MqttCollector("127.0.0.1", broker.port, [f"edgecap/{DEVICE_ID}/#"]) as sub:
             daemon = DaemonProcess(config, env)
             try:
@@ -127,7 +115,7 @@ async def test_a_service_that_never_answers_is_reported_and_nothing_is_lost(
         began = time.monotonic()
         await daemon.start()
         [*_, reported] = await sub.await_for(is_status("reconnecting", EXPECTED[kind]), 20)
-        status = strict_json(reported.payload)
+        status = strict_loads(reported.payload)
         assert status["last_error"]["class"] == "transient"
         assert status["next_attempt_at"] is not None
         line = await asyncio.wait_for(daemon.wait_log(EXPECTED[kind]), 5)
@@ -144,7 +132,7 @@ async def test_a_service_that_never_answers_is_reported_and_nothing_is_lost(
         end_hang(kind, sim, tokens)
         recovered = time.monotonic()
         turns = await sub.await_for(lambda m: m.topic.endswith("/transcript"), 30)
-        assert strict_json(turns[0].payload)["text"] == fixture.text  # nothing lost
+        assert strict_loads(turns[0].payload)["text"] == fixture.text  # nothing lost
         await sub.await_for(is_status("streaming"), 5)
         print(
             f"{kind}: reported after {took:.1f} s, recovered {time.monotonic() - recovered:.1f} s"
@@ -181,6 +169,7 @@ async def test_sigterm_while_a_service_hangs_exits_within_5_s(
         took = time.monotonic() - stopped
         assert took < 5, daemon.log
         assert "did not stop within" not in daemon.log  # not the last-resort timer
+        print(f"SIGTERM while the {kind} hangs: exit 0 after {took:.2f} s")
 
 
 async def test_a_frozen_broker_loses_nothing_and_does_not_hold_the_daemon(
@@ -222,7 +211,7 @@ async def test_a_frozen_broker_loses_nothing_and_does_not_hold_the_daemon(
         thawed = time.monotonic()
         turns = await sub.await_count(f"edgecap/{DEVICE_ID}/transcript", len(fixtures), 60)
         print(f"frozen broker: all turns delivered {time.monotonic() - thawed:.1f} s after SIGCONT")
-        assert [strict_json(t.payload)["text"] for t in turns] == [f.text for f in fixtures]
+        assert [strict_loads(t.payload)["text"] for t in turns] == [f.text for f in fixtures]
         assert await daemon.stop(signal.SIGTERM) == 0
 
 
@@ -253,6 +242,7 @@ async def test_sigterm_while_the_broker_is_frozen_exits_within_5_s(
             took = time.monotonic() - stopped
             assert took < 5, daemon.log
             assert "stay in the spool for the next start" in daemon.log
+            print(f"SIGTERM while the broker is frozen: exit 0 after {took:.2f} s")
         finally:
             os.kill(pid, signal.SIGCONT)
 
@@ -327,7 +317,7 @@ async def test_hanging_name_lookups_are_reported_and_sigterm_still_exits_within_
             [*_, reported] = await sub.await_for(
                 is_status("reconnecting", "tokens.edgecap-hang.test"), 20
             )
-            assert "did not answer within 2 s" in strict_json(reported.payload)["detail"]
+            assert "did not answer within 2 s" in strict_loads(reported.payload)["detail"]
             await asyncio.sleep(3)  # more lookups start and hang
             stopped = time.monotonic()
             assert await daemon.stop(signal.SIGTERM) == 0, daemon.log
@@ -342,22 +332,16 @@ async def test_a_broker_name_that_never_resolves_is_reported_and_does_not_hold_t
     alsa_source: AlsaFifoSource,
     silent_dns: Path,
 ) -> None:
-    async with (
-        StreamingSimulator() as sim,
-        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
-    ):
-        config = stack_config(
-            tmp_path,
-            device_id=DEVICE_ID,
-            alsa_device=alsa_source.device,
-            token_service_url=tokens.base_url,
-            streaming_url=sim.url,
-            mqtt_port=mqtt_broker.port,
-        )
+    async with simulated_stack(
+        tmp_path,
+        device_id=DEVICE_ID,
+        credential=CREDENTIAL,
+        alsa=alsa_source,
+        mqtt_port=mqtt_broker.port,
+    ) as (sim, _, config, env):
         config.write_text(
             config.read_text().replace('host = "127.0.0.1"', 'host = "mqtt.edgecap-hang.test"')
         )
-        env = {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
         daemon = DaemonProcess(config, env, prefix=in_namespace_with(silent_dns))
         try:
             await daemon.start()

@@ -222,6 +222,24 @@ async def stats_where(
     return payload
 
 
+async def next_turn_is_on_disk(
+    daemon: NamespacedDaemon,
+    broker: MosquittoBroker,
+    alsa: AlsaFifoSource,
+    sim: StreamingSimulator,
+    sub: MqttCollector,
+    state: Path,
+) -> None:
+    """With the broker down, the third turn must be in the spool file, not only in memory;
+    once the broker is back all three are delivered."""
+    broker.stop()
+    third = await speak(alsa, sim, 3)
+    await logged(daemon, f"turn {third} spooled")
+    assert third in await daemon.spooled_ids(state / SPOOL)
+    broker.start()
+    await stats_where(sub, all_delivered(3), 30)
+
+
 def in_memory(part: str) -> Callable[[dict[str, Any]], bool]:
     return lambda s: part in s["conditions"] and s["durable"] is False
 
@@ -357,12 +375,7 @@ async def test_full_disk_keeps_delivering_reports_it_and_recovers_when_space_is_
             recovery = time.monotonic() - freed
             await logged(daemon, "the disk works again")
 
-            mqtt_broker.stop()  # the next turn must be on disk, not only in memory
-            third = await speak(alsa_source, sim, 3)
-            await logged(daemon, f"turn {third} spooled")
-            assert third in await daemon.spooled_ids(state / SPOOL)
-            mqtt_broker.start()
-            await stats_where(sub, all_delivered(3), 30)
+            await next_turn_is_on_disk(daemon, mqtt_broker, alsa_source, sim, sub, state)
             assert await daemon.stop(signal.SIGTERM) == 0
         finally:
             await daemon.ensure_stopped()
@@ -463,12 +476,7 @@ async def test_read_only_file_system_keeps_delivering_reports_it_and_recovers_af
             recovery = time.monotonic() - repaired
             await logged(daemon, "the disk works again")
 
-            mqtt_broker.stop()  # the next turn must be on disk, not only in memory
-            third = await speak(alsa_source, sim, 3)
-            await logged(daemon, f"turn {third} spooled")
-            assert third in await daemon.spooled_ids(state / SPOOL)
-            mqtt_broker.start()
-            await stats_where(sub, all_delivered(3), 30)
+            await next_turn_is_on_disk(daemon, mqtt_broker, alsa_source, sim, sub, state)
             assert await daemon.stop(signal.SIGTERM) == 0
         finally:
             await daemon.ensure_stopped()
