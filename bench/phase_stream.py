@@ -12,6 +12,7 @@ the client's Turn callback for the SDK and the floor.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -96,6 +97,17 @@ class Entry:
     tree: Path | None = None  # another source tree's edgecap (`--baseline`)
 
 
+def tree_name(tree: Path) -> str:
+    """The commit a baseline tree is at (a path says nothing to a reader of the report)."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %ad", "--date=short"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or tree.name
+
+
 def lineup(
     with_extras: bool, baseline: Path | None = None, only: frozenset[str] = frozenset()
 ) -> list[Entry]:
@@ -116,7 +128,7 @@ def lineup(
         label = "edgecap, spool on tmpfs"
         entries.append(Entry("edgecapshm", label, "edgecap", spool_in_memory=True))
     if baseline is not None:  # an A/B run: the same daemon from another source tree
-        label = f"edgecap from {baseline}"
+        label = f"edgecap baseline ({tree_name(baseline)})"
         gate = "always" if gate_available() else None  # the baseline must accept it too
         entries.append(Entry("edgecapbase", label, "edgecap", gate, tree=baseline))
     return [e for e in entries if e.key in only] if only else entries
