@@ -25,6 +25,7 @@ from bench.contenders import gate_available
 from bench.context import bench_stack, say
 from bench.document import markdown
 from bench.machine import machine, versions
+from bench.phase_stream import tree_name
 from bench.report import Report, console
 from bench.stack import REPO, BenchError, pin_harness
 
@@ -205,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     for tool in ("mosquitto",):
         if shutil.which(tool) is None and not Path("/usr/sbin/mosquitto").exists():
             raise SystemExit(f"{tool} is not installed (scripts/bench installs it)")
-    command = " ".join(["scripts/bench", *argv])
+    shown = list(argv)
+    if args.baseline is not None:  # the report names the tree by its commit, not its path
+        tree = f"<tree at {tree_name(args.baseline).split()[0]}>"
+        shown = [tree if a == str(args.baseline) else a for a in argv]
+    command = " ".join(["scripts/bench", *shown])
     pinned = pin_harness() if args.pin else set()
     if pinned:
         say(f"contenders on CPU {sorted(pinned)}, the harness on the others")

@@ -44,6 +44,8 @@ MAX_PAYLOAD = 1 << 20  # more is not a period or an error text: the stream is co
 STOP_GRACE_SECONDS = 0.5  # a delivering child exits after its next read; then it is killed
 REAP_SECONDS = 0.5
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_unpack_header = wire.HEADER.unpack_from
+_HEADER_SIZE = wire.HEADER.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,7 @@ class CaptureProcess:
         self._fd = -1
         self._rest = b""  # an incomplete message at the end of the last read
         self._discard = False  # the stream is corrupt: read until the killed child's EOF
+        self._frame_message = wire.HEADER.size + settings.period_bytes
         self._seq_base = 0
         self._next_seq = 0
         self._clock_stamps = CaptureClock(settings.frame_ms / 1000)
@@ -339,8 +342,15 @@ class CaptureProcess:
             return
         if self._discard:
             return
-        data = self._rest + chunk if self._rest else chunk
-        self._rest = self._parse(data)
+        if self._rest:
+            self._rest = self._parse(self._rest + chunk)
+        elif len(chunk) == self._frame_message and chunk[0] == wire.FRAME:
+            # the steady state: one whole frame per wake-up (no loop, no tail to keep)
+            _, _, seq, mono, wall = _unpack_header(chunk)
+            self._frame(seq, chunk[_HEADER_SIZE:], mono, wall)
+            self.watch.frame(mono)
+        else:
+            self._rest = self._parse(chunk)
 
     def _parse(self, data: bytes) -> bytes:
         """Hand every complete message in `data` over; returns the incomplete tail."""
@@ -371,7 +381,7 @@ class CaptureProcess:
             pos = stop
         if frames:
             self.watch.frame(self._clock())
-        return data[pos:]
+        return data[pos:] if pos < end else b""
 
     def _frame(self, child_seq: int, pcm: bytes, mono: float, wall: float) -> None:
         seq = self._seq_base + child_seq

@@ -1,7 +1,7 @@
 """A local SIMULATOR of AssemblyAI's v3 Universal-Streaming API.
 
-Faithful to the v3 wire protocol as documented up to 2026 (see
-``/work/shared/reference/assemblyai-v3-protocol.md`` sections 1-4 and 7), in
+Faithful to the v3 wire protocol as documented up to 2026 (the team's protocol notes,
+``assemblyai-v3-protocol.md`` sections 1-4 and 7), in
 the current close-code era (after 2026-02-25: 3006-3009 rather than 3005 for
 in-session errors). It is not AssemblyAI: it recognises nothing, turning each
 detected stretch of speech into the next line of a script, and it says so
