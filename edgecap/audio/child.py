@@ -19,10 +19,10 @@ go with the next write, so a quiet room wakes the daemon twice a second, not twe
 
 from __future__ import annotations
 
+import _signal  # not `signal`: it imports enum and friends (about 0.9 MB in the child)
 import errno
 import mmap
 import os
-import signal
 import sys
 import time
 
@@ -240,8 +240,8 @@ class Capture:
 def main(argv: list[str]) -> int:
     # Own process group (no terminal signals reach it); SIGINT ignored anyway. SIGTERM and
     # SIGKILL keep their default action: they end it even inside a blocking ALSA call.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     args = ChildArgs.from_argv(argv)
     control: mmap.mmap | bytearray
     if args.control_fd >= 0:

@@ -13,8 +13,8 @@ import edgecap
 
 # argv: <edgecap root> <alsaaudio dir> <module> <module's args...>
 BOOTSTRAP = (
-    "import sys, importlib; sys.path[:0] = sys.argv[1:3]; "
-    "sys.exit(importlib.import_module(sys.argv[3]).main(sys.argv[4:]))"
+    "import sys; sys.path[:0] = sys.argv[1:3]; "
+    "sys.exit(__import__(sys.argv[3], fromlist=['main']).main(sys.argv[4:]))"
 )
 
 
