@@ -110,12 +110,12 @@ def findings(r: Report) -> list[str]:
     if edge and st and st.import_rss_mb:
         rss = dict(st.import_rss_mb)
         base = rss.get("the interpreter alone", 0.0)
-        full = rss.get("edgecap.daemon (all of edgecap)", 0.0)
+        full = rss.get("edgecap.app.daemon (all of edgecap)", 0.0)
         cfg = rss.get("pydantic + edgecap's config models", 0.0)
         aio = rss.get("asyncio", 0.0)
         out.append(
             f"**Memory and imports.** Of {edge.rss_steady_mb:.1f} MB steady RSS, "
-            f"{full:.1f} MB is there right after `import edgecap.daemon`. The interpreter "
+            f"{full:.1f} MB is there right after `import edgecap.app.daemon`. The interpreter "
             f"alone holds {base:.1f} MB, with asyncio (and ssl) {aio:.1f} MB, with edgecap's "
             f"config (pydantic and the models) {cfg:.1f} MB; these overlap, and the libraries "
             "are fixed choices (the SDK client carries about the same). Running adds "

@@ -31,9 +31,9 @@ from bench.contenders import edgecap_config, edgecap_process
 from bench.context import Bench, say
 from bench.stack import BenchError, ClientProcess
 from bench.stats import per_audio_minute
-from edgecap.gate import GateMode, GateSettings
+from edgecap.billing.admission import Action, Admission, AdmissionSettings
+from edgecap.billing.gate import GateMode, GateSettings
 from edgecap.sim.microphone import AlsaFifoSource, silence
-from edgecap.streaming.admission import Action, Admission, AdmissionSettings
 from tests.harness.audio import load_manifest, room_noise
 
 FRAME_BYTES = 1600  # 50 ms at 16 kHz, PCM16 mono
@@ -137,7 +137,7 @@ class BillingResult:
 
 def vad_verdicts(pcm: bytes, threshold: float = 0.5) -> tuple[list[bool], float]:
     """Per-frame speech verdicts of the daemon's detector and its CPU per audio-minute."""
-    from edgecap.gate import MicroVadDetector
+    from edgecap.billing.gate import MicroVadDetector
 
     detector = MicroVadDetector(threshold)
     frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
@@ -154,7 +154,7 @@ def detector_rows(pcm: bytes) -> list[DetectorRow]:
     """The detector's CPU on (up to two minutes of) the program: the model on every frame,
     and the default quiet skip on the program's digital-silence background and with a
     room's noise floor added (the skip helps only below `session.vad_quiet_dbfs`)."""
-    from edgecap.gate import MicroVadDetector
+    from edgecap.billing.gate import MicroVadDetector
 
     pcm = pcm[: int(DETECTOR_SAMPLE_S * 32000)]
     quiet = array("h")

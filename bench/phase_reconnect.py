@@ -24,7 +24,7 @@ from bench.stats import Summary, summarize
 def default_drop_after() -> float:
     """One second past the current supervisor's stable-session threshold (or 31 s)."""
     try:
-        from edgecap.streaming import supervisor
+        from edgecap.engine import supervisor
     except ImportError:  # pragma: no cover - the module moved
         return 31.0
     return float(getattr(supervisor, "STABLE_SESSION_SECONDS", 30.0)) + 1.0

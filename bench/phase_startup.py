@@ -27,7 +27,7 @@ from bench.stats import (
 from tests.notify_socket import NotifySocket
 
 IMPORTS = {  # what each contender imports before it can stream
-    "edgecap": "import edgecap.daemon",
+    "edgecap": "import edgecap.app.daemon",
     "AssemblyAI SDK": "import assemblyai.streaming.v3",
     "bare floor": "import websockets.sync.client, alsaaudio",
 }
@@ -42,7 +42,7 @@ IMPORT_RSS = {  # resident memory right after importing, in a fresh interpreter
     "paho-mqtt": "import paho.mqtt.client",
     "sqlite3": "import sqlite3",
     "systemd-python": "import systemd.journal, systemd.daemon",
-    "edgecap.daemon (all of edgecap)": "import edgecap.daemon",
+    "edgecap.app.daemon (all of edgecap)": "import edgecap.app.daemon",
     "AssemblyAI SDK (streaming v3)": "import assemblyai.streaming.v3",
     "bare floor (websockets sync, alsaaudio)": "import websockets.sync.client, alsaaudio",
 }
@@ -96,10 +96,10 @@ async def import_times(result: StartupResult, repeats: int) -> None:
     outputs = [(await _python("-X", "importtime", "-c", IMPORTS["edgecap"]))[1] for _ in range(3)]
     rows_per_run = [parse_importtime(text) for text in outputs]
     result.importtime_daemon_ms = (
-        statistics.median(cumulative_import_us(rows, "edgecap.daemon") for rows in rows_per_run)
+        statistics.median(cumulative_import_us(rows, "edgecap.app.daemon") for rows in rows_per_run)
         / 1000
     )
-    rows = import_subtree(rows_per_run[-1], "edgecap.daemon")
+    rows = import_subtree(rows_per_run[-1], "edgecap.app.daemon")
     tops: dict[str, int] = {}
     for row in rows:  # the outermost import of each top-level package
         root = row.module.split(".")[0]

@@ -33,7 +33,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("WebSocket framing and socket writes (websockets)", ("websockets/", "SocketTransport")),
     ("MQTT and the spool (paho, SQLite)", ("paho/", "edgecap/mqtt/", "sqlite")),
-    ("edgecap streaming (buffer, pacer, session)", ("edgecap/streaming/",)),
+    (
+        "edgecap engine and provider (buffer, pacer, session, parsing)",
+        ("edgecap/engine/", "edgecap/providers/"),
+    ),
     ("other edgecap code", ("edgecap/",)),
     ("asyncio machinery (loop, tasks, events)", ("asyncio/", "selectors.py", "contextlib.py")),
 )

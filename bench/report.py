@@ -173,7 +173,8 @@ def startup_section(st: StartupResult) -> str:
     out += [table(["import in a fresh interpreter", "median ms", "min ms", "max ms"], imp), ""]
     heavy = ", ".join(f"{name} {ms:.0f} ms" for name, ms in st.heaviest_imports_ms)
     out.append(
-        f"`python -X importtime`: `edgecap.daemon` cumulative {st.importtime_daemon_ms:.0f} ms; "
+        "`python -X importtime`: `edgecap.app.daemon` cumulative "
+        f"{st.importtime_daemon_ms:.0f} ms; "
         f"largest packages under it: {heavy}."
     )
     if st.import_rss_mb:

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return check_config_command(args.config)
     if args.command == "run":
-        from edgecap.daemon import run_command
+        from edgecap.app.daemon import run_command
 
         return run_command(args.config)
     if args.command == "simulate":

@@ -27,14 +27,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from edgecap.audio.frame import Frame
-from edgecap.protocol.errors import classify_http_status
-from edgecap.protocol.url import StreamParams
+from edgecap.auth.tokens import TokenClient
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.policy import RetryPolicy, RetrySettings
+from edgecap.engine.session import SessionSettings
+from edgecap.engine.supervisor import SessionSupervisor
+from edgecap.providers.assemblyai.errors import classify_http_status
+from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.policy import RetryPolicy, RetrySettings
-from edgecap.streaming.session import SessionSettings
-from edgecap.streaming.supervisor import SessionSupervisor
-from edgecap.tokens import TokenClient
 
 CRED = "measure-credential"
 

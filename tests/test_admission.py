@@ -8,13 +8,13 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from edgecap.audio.frame import Frame
-from edgecap.gate import GateMode, GateSettings
-from edgecap.ledger import Ledger
-from edgecap.protocol.messages import Termination
-from edgecap.streaming.admission import Action, Admission, AdmissionSettings
-from edgecap.streaming.billing import BillingGuard
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.types import SessionResult
+from edgecap.billing.admission import Action, Admission, AdmissionSettings
+from edgecap.billing.gate import GateMode, GateSettings
+from edgecap.billing.guard import BillingGuard
+from edgecap.billing.ledger import Ledger
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.types import SessionResult
+from edgecap.providers.assemblyai.messages import Termination
 
 pytestmark = pytest.mark.unit
 

@@ -124,20 +124,20 @@ def test_importtime_lines() -> None:
         "import time:       300 |        300 | site\n"
         "import time:       120 |        120 |     _io\n"
         "import time:      3000 |       3120 |   pydantic\n"
-        "import time:       900 |      41000 | edgecap.daemon\n"
+        "import time:       900 |      41000 | edgecap.app.daemon\n"
     )
     rows = parse_importtime(stderr)
     assert [(r.module, r.self_us, r.cumulative_us, r.depth) for r in rows] == [
         ("site", 300, 300, 0),
         ("_io", 120, 120, 2),
         ("pydantic", 3000, 3120, 1),
-        ("edgecap.daemon", 900, 41000, 0),
+        ("edgecap.app.daemon", 900, 41000, 0),
     ]
-    assert cumulative_import_us(rows, "edgecap.daemon") == 41000
-    assert [r.module for r in import_subtree(rows, "edgecap.daemon")] == [
+    assert cumulative_import_us(rows, "edgecap.app.daemon") == 41000
+    assert [r.module for r in import_subtree(rows, "edgecap.app.daemon")] == [
         "_io",
         "pydantic",
-        "edgecap.daemon",
+        "edgecap.app.daemon",
     ]
     with pytest.raises(KeyError):
         cumulative_import_us(rows, "nothing")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecap import daemon
+from edgecap.app import daemon
 from edgecap.config import Config, ConfigError, check_config_command, load_config
 from edgecap.config.model import SECTION_MODELS
 from tests.test_config import BASE, ENV, load, only_problem, problems, write

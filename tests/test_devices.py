@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgecap.devices import (
+from edgecap.audio.devices import (
     Card,
     list_capture_devices,
     parse_arecord_list,

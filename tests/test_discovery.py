@@ -17,7 +17,7 @@ from edgecap.mqtt.discovery import (
     discovery_payload,
 )
 from edgecap.mqtt.topics import Topics
-from edgecap.transcript import TranscriptTurn
+from edgecap.turns.transcript import TranscriptTurn
 from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit

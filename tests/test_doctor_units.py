@@ -24,7 +24,7 @@ from edgecap.doctor.render import render_json, render_table
 from edgecap.doctor.result import CheckResult, Report
 from edgecap.doctor.runner import run_doctor
 from edgecap.doctor.systemd_check import judge_unit, parse_show, process_note
-from edgecap.protocol.errors import classify_close, classify_http_status
+from edgecap.providers.assemblyai.errors import classify_close, classify_http_status
 from tests.daemon_proc import write_config
 from tests.harness import silence, tone
 from tests.strict_json import strict_loads

@@ -6,8 +6,8 @@ from datetime import datetime, time
 
 import pytest
 
-from edgecap.gate import GateDecision, GateMode, GateSettings, MicroVadDetector, VoiceGate
-from edgecap.ledger import Ledger
+from edgecap.billing.gate import GateDecision, GateMode, GateSettings, MicroVadDetector, VoiceGate
+from edgecap.billing.ledger import Ledger
 from edgecap.sim.microphone import silence, tone
 from tests.harness import SpeechFixture
 

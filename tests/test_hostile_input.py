@@ -12,17 +12,19 @@ from typing import Any
 
 import pytest
 
+from edgecap.app.status import StatusModel
+from edgecap.engine.inbound import PartialThrottle, WarningBudget, check_turn_audio
 from edgecap.mqtt.discovery import discovery_message
 from edgecap.mqtt.hermes import text_captured
 from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from edgecap.mqtt.topics import Topics
-from edgecap.protocol.limits import (
+from edgecap.providers.assemblyai.limits import (
     MAX_TEXT_CHARS,
     MAX_TURN_ORDER,
     MAX_WORDS,
 )
-from edgecap.protocol.messages import (
+from edgecap.providers.assemblyai.messages import (
     Begin,
     ProtocolError,
     ServerError,
@@ -33,11 +35,9 @@ from edgecap.protocol.messages import (
     Word,
     parse_server_message,
 )
-from edgecap.protocol.turns import TurnAssembler
-from edgecap.status import StatusModel
-from edgecap.streaming.inbound import PartialThrottle, WarningBudget, check_turn_audio
-from edgecap.timeline import AudioTimeline
-from edgecap.transcript import TranscriptTurn, build_transcript_turn
+from edgecap.providers.assemblyai.turns import TurnAssembler
+from edgecap.turns.timeline import AudioTimeline
+from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 from tests.strict_json import NotStrictJson, strict_loads
 
 pytestmark = pytest.mark.unit

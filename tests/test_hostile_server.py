@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from edgecap.app.daemon import Daemon
 from edgecap.audio.frame import Frame
 from edgecap.config import load_config
-from edgecap.daemon import Daemon
-from edgecap.protocol.messages import Turn
-from edgecap.protocol.url import StreamParams
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.session import SessionResult, SessionSettings, StreamingSession
+from edgecap.providers.assemblyai.messages import Turn
+from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.session import SessionResult, SessionSettings, StreamingSession
-from edgecap.transcript import TranscriptTurn
+from edgecap.turns.transcript import TranscriptTurn
 from tests.daemon_proc import stack_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector
 

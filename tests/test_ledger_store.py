@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecap.ledger import HEARTBEAT_SECONDS, Ledger, billing_summary
-from edgecap.ledger_store import FILENAME, LedgerStore
+from edgecap.billing.ledger import HEARTBEAT_SECONDS, Ledger, billing_summary
+from edgecap.billing.store import FILENAME, LedgerStore
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from tests.strict_json import strict_loads
 
@@ -118,8 +118,8 @@ def test_session_left_open_is_recovered_with_an_over_estimate(
 CHILD = """
 import sys, threading
 from pathlib import Path
-from edgecap.ledger import Ledger
-from edgecap.ledger_store import LedgerStore
+from edgecap.billing.ledger import Ledger
+from edgecap.billing.store import LedgerStore
 
 state, base = Path(sys.argv[1]), float(sys.argv[2])
 store = LedgerStore.open(state, Ledger(), now=base)

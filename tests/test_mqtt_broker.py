@@ -13,8 +13,8 @@ import pytest
 
 from edgecap.config import LoadedConfig, load_config
 from edgecap.mqtt.service import MqttService
-from edgecap.protocol.messages import Turn, Word
-from edgecap.transcript import TranscriptTurn
+from edgecap.providers.assemblyai.messages import Turn, Word
+from edgecap.turns.transcript import TranscriptTurn
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, MqttCollector, mosquitto_pub, read_retained
 from tests.strict_json import strict_loads

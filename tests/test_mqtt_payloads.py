@@ -14,9 +14,9 @@ from edgecap.mqtt.errors import explain_connack, explain_connect_error
 from edgecap.mqtt.hermes import text_captured
 from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_payload
-from edgecap.protocol.messages import Turn, Word
-from edgecap.statehealth import StoreHealth
-from edgecap.transcript import TranscriptTurn
+from edgecap.providers.assemblyai.messages import Turn, Word
+from edgecap.state.health import StoreHealth
+from edgecap.turns.transcript import TranscriptTurn
 from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit

@@ -15,7 +15,7 @@ import pytest
 
 from edgecap.config import load_config
 from edgecap.mqtt.service import MqttService
-from edgecap.transcript import TranscriptTurn
+from edgecap.turns.transcript import TranscriptTurn
 from tests.daemon_proc import write_config
 from tests.harness import MosquittoBroker, MqttCollector, TlsListener, free_port, read_retained
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgecap.protocol.messages import (
+from edgecap.providers.assemblyai.messages import (
     Begin,
     ProtocolError,
     ServerError,
@@ -15,8 +15,8 @@ from edgecap.protocol.messages import (
     Unknown,
     parse_server_message,
 )
-from edgecap.protocol.turns import TurnAssembler
-from edgecap.protocol.url import StreamParams, redact_url, streaming_url
+from edgecap.providers.assemblyai.turns import TurnAssembler
+from edgecap.providers.assemblyai.url import StreamParams, redact_url, streaming_url
 
 pytestmark = pytest.mark.unit
 

@@ -21,16 +21,16 @@ from typing import Any
 
 import pytest
 
+from edgecap.app.status import StatusModel
 from edgecap.audio.frame import Frame
-from edgecap.protocol.url import StreamParams
+from edgecap.auth.tokens import TokenClient
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.policy import RetrySettings
+from edgecap.engine.session import SessionSettings
+from edgecap.engine.supervisor import SessionSupervisor
+from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenMode, TokenServiceSimulator
-from edgecap.status import StatusModel
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.policy import RetrySettings
-from edgecap.streaming.session import SessionSettings
-from edgecap.streaming.supervisor import SessionSupervisor
-from edgecap.tokens import TokenClient
-from edgecap.transcript import TranscriptTurn
+from edgecap.turns.transcript import TranscriptTurn
 from tests.harness import SpeechFixture, silence
 
 pytestmark = pytest.mark.integration

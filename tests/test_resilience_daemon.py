@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from edgecap.app.daemon import Daemon
 from edgecap.config import load_config
-from edgecap.daemon import Daemon
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
 from tests.daemon_proc import stack_config
 from tests.harness import (

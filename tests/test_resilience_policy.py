@@ -9,7 +9,12 @@ import random
 import pytest
 
 from edgecap.audio.frame import Frame
-from edgecap.protocol.errors import (
+from edgecap.auth.tokens import Token, renew_at
+from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
+from edgecap.engine.gaps import GapTracker
+from edgecap.engine.policy import RetryPolicy, RetrySettings
+from edgecap.engine.rotation import RotationPlan
+from edgecap.providers.assemblyai.errors import (
     ErrorClass,
     classify_close,
     classify_http_status,
@@ -17,11 +22,6 @@ from edgecap.protocol.errors import (
     classify_token_error,
 )
 from edgecap.sim.faults import DEFAULT_REASONS
-from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
-from edgecap.streaming.gaps import GapTracker
-from edgecap.streaming.policy import RetryPolicy, RetrySettings
-from edgecap.streaming.rotation import RotationPlan
-from edgecap.tokens import Token, renew_at
 
 pytestmark = pytest.mark.unit
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from websockets.protocol import State
 
-import edgecap.streaming.session as session_module
+import edgecap.engine.session as session_module
 from edgecap.audio.frame import Frame
-from edgecap.protocol.url import StreamParams
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.eager import start_eagerly
+from edgecap.engine.session import SessionResult, SessionSettings, StreamingSession
+from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import StreamingSimulator
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.eager import start_eagerly
-from edgecap.streaming.session import SessionResult, SessionSettings, StreamingSession
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from edgecap.ledger_store import FILENAME as LEDGER
+from edgecap.billing.store import FILENAME as LEDGER
 from edgecap.mqtt.spooldb import FILENAME as SPOOL
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenServiceSimulator

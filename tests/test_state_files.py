@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from edgecap.ledger import Ledger
-from edgecap.ledger_store import FILENAME as LEDGER
-from edgecap.ledger_store import LedgerStore
+from edgecap.billing.ledger import Ledger
+from edgecap.billing.store import FILENAME as LEDGER
+from edgecap.billing.store import LedgerStore
 from edgecap.mqtt.spooldb import FILENAME as SPOOL
 from edgecap.mqtt.spooldb import SqliteSpool, open_spool
-from edgecap.statehealth import Cause, FsFacts, RetryPlan, classify
+from edgecap.state.health import Cause, FsFacts, RetryPlan, classify
 from tests.test_spool import ack_all, make_outbox, turn
 
 pytestmark = pytest.mark.unit

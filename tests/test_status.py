@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgecap.protocol.errors import classify_close, classify_http_status
-from edgecap.status import STATES, StatusModel
-from edgecap.streaming.gaps import Gap
+from edgecap.app.status import STATES, StatusModel
+from edgecap.engine.gaps import Gap
+from edgecap.providers.assemblyai.errors import classify_close, classify_http_status
 from tests.strict_json import strict_loads
 
 pytestmark = pytest.mark.unit
@@ -25,7 +25,7 @@ def test_payload_has_the_documented_fields() -> None:
     status = StatusModel("kitchen-pi", clock=clock)
     payload = strict_loads(status.to_json())
     assert payload == {
-        "schema": "edgecap.status/1",
+        "schema": "edgecap.app.status/1",
         "device_id": "kitchen-pi",
         "state": "starting",
         "since": "2023-11-14T22:13:20.000Z",

@@ -7,11 +7,11 @@ import itertools
 import pytest
 
 from edgecap.audio.frame import CaptureClock, Frame
-from edgecap.protocol.errors import ErrorClass, classify_close, classify_http_status
-from edgecap.protocol.messages import Turn, Word
-from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer
-from edgecap.timeline import AudioTimeline
-from edgecap.transcript import build_transcript_turn
+from edgecap.engine.buffer import AudioBuffer, CatchUpPacer
+from edgecap.providers.assemblyai.errors import ErrorClass, classify_close, classify_http_status
+from edgecap.providers.assemblyai.messages import Turn, Word
+from edgecap.turns.timeline import AudioTimeline
+from edgecap.turns.transcript import build_transcript_turn
 
 pytestmark = pytest.mark.unit
 

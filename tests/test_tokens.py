@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgecap.auth.tokens import TokenClient, TokenError, token_session_limit
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TokenMode, TokenServiceSimulator
-from edgecap.tokens import TokenClient, TokenError, token_session_limit
 from tests.harness import free_port
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import array
 import pytest
 
 from edgecap.audio.level import level_limit, peak_below
-from edgecap.gate import MicroVadDetector
+from edgecap.billing.gate import MicroVadDetector
 from edgecap.sim.microphone import silence
 from tests.harness import SpeechFixture
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgecap.watchdog import CaptureLiveness, watchdog_interval
+from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval
 
 pytestmark = pytest.mark.unit
 

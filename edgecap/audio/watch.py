@@ -15,7 +15,7 @@ processes or sleeps:
 - a device that is open but delivers nothing for `stall_seconds` is killed and reopened.
 
 Every report carries when the next step happens (`retry_in`), which is also what the
-systemd watchdog uses to tell a reported state from a hang (`edgecap.watchdog`).
+systemd watchdog uses to tell a reported state from a hang (`edgecap.systemd.watchdog`).
 """
 
 from __future__ import annotations

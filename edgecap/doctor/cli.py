@@ -54,7 +54,7 @@ def add_subparsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "devices":
-        from edgecap.devices import devices_command
+        from edgecap.audio.devices import devices_command
 
         return devices_command(as_json=args.json)
     from edgecap.doctor.command import doctor_command

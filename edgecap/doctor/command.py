@@ -14,8 +14,8 @@ from edgecap.doctor.loading import load_doctor_config
 from edgecap.doctor.render import render_header, render_json, render_row, summary_line
 from edgecap.doctor.result import CheckResult, Report
 from edgecap.doctor.runner import run_doctor
-from edgecap.logs import setup_logging
 from edgecap.runtime import DaemonThreadExecutor
+from edgecap.systemd.journal import setup_logging
 
 
 def _print(line: str, *, stream: str = "stdout") -> None:

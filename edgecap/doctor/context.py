@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from edgecap.auth.tokens import Token, TokenClient
 from edgecap.doctor.loading import DoctorConfig
-from edgecap.tokens import Token, TokenClient
 
 DEFAULT_RECORD_SECONDS = 2.0
 DEFAULT_MQTT_TIMEOUT = 5.0

@@ -7,15 +7,15 @@ import asyncio
 
 from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings
 from edgecap.audio.frame import Frame
+from edgecap.auth.tokens import TokenError
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import session_advice
 from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
 from edgecap.doctor.streaming_check import not_runnable, session_settings
-from edgecap.protocol.url import redact_url
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.session import SessionFailed, StreamingSession
-from edgecap.tokens import TokenError
-from edgecap.transcript import TranscriptTurn
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.session import SessionFailed, StreamingSession
+from edgecap.providers.assemblyai.url import redact_url
+from edgecap.turns.transcript import TranscriptTurn
 
 CHECK = "listen"
 BUFFER_MS = 30_000

@@ -10,11 +10,11 @@ from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, session_advice
 from edgecap.doctor.loading import DoctorConfig
 from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
-from edgecap.protocol.url import redact_url
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.session import SessionFailed, SessionSettings, StreamingSession
-from edgecap.streaming.types import stream_params
-from edgecap.transcript import TranscriptTurn
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.session import SessionFailed, SessionSettings, StreamingSession
+from edgecap.engine.types import stream_params
+from edgecap.providers.assemblyai.url import redact_url
+from edgecap.turns.transcript import TranscriptTurn
 
 CHECK = "streaming"
 

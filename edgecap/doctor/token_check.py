@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
+from edgecap.auth.tokens import TokenClient, TokenError, make_token_client
 from edgecap.config import Config, SessionConfig
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, token_fix
 from edgecap.doctor.result import CheckResult, failed, passed, skipped
-from edgecap.tokens import TokenClient, TokenError, make_token_client
 
 CHECK = "token"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from edgecap.transcript import TranscriptTurn
+from edgecap.turns.transcript import TranscriptTurn
 
 
 def text_captured(turn: TranscriptTurn, now: float) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from edgecap.protocol.messages import Turn
+from edgecap.providers.assemblyai.messages import Turn
 
 SCHEMA = "edgecap.partial/1"
 

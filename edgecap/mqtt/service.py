@@ -33,10 +33,10 @@ from edgecap.mqtt.spool import SpoolBounds
 from edgecap.mqtt.spooldb import open_spool
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from edgecap.mqtt.topics import ONLINE, Topics
-from edgecap.protocol.messages import Turn
+from edgecap.providers.assemblyai.messages import Turn
 from edgecap.runtime import Deadline
-from edgecap.statedb import Report
-from edgecap.transcript import TranscriptTurn
+from edgecap.state.db import Report
+from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecap import statedb
-from edgecap.statefile import transaction
-from edgecap.statehealth import StoreHealth
+from edgecap.state import db as statedb
+from edgecap.state.files import transaction
+from edgecap.state.health import StoreHealth
 
 log = logging.getLogger(__name__)
 

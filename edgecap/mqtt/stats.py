@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgecap.transcript import iso_utc
+from edgecap.turns.transcript import iso_utc
 
 SCHEMA = "edgecap.stats/1"
 

@@ -16,16 +16,16 @@ from datetime import datetime
 from typing import Protocol
 
 from edgecap.audio.frame import Frame
-from edgecap.gate import GateMode, GateSettings, SpeechDetector
-from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, Ledger
-from edgecap.streaming.admission import Action, Admission, AdmissionSettings
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.types import SessionResult
-from edgecap.transcript import TranscriptTurn
+from edgecap.billing.admission import Action, Admission, AdmissionSettings
+from edgecap.billing.gate import GateMode, GateSettings, SpeechDetector
+from edgecap.billing.ledger import HEARTBEAT_SECONDS, BilledBy, Ledger
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.types import SessionResult
+from edgecap.turns.transcript import TranscriptTurn
 
 
 class BillingStore(Protocol):
-    """Where sessions are recorded (`edgecap.ledger_store.LedgerStore`)."""
+    """Where sessions are recorded (`edgecap.billing.store.LedgerStore`)."""
 
     def maintain(self) -> None: ...
     def session_opened(self, session_id: str, now: float) -> None: ...

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from edgecap.audio.capture import CaptureSettings
 from edgecap.audio.level import level_limit
+from edgecap.billing.admission import AdmissionSettings
+from edgecap.billing.gate import GateMode, GateSettings
+from edgecap.billing.ledger import Ledger
 from edgecap.config import Config, LoadedConfig
-from edgecap.gate import GateMode, GateSettings
-from edgecap.ledger import Ledger
-from edgecap.streaming.admission import AdmissionSettings
-from edgecap.streaming.policy import RetrySettings
-from edgecap.streaming.types import SessionSettings, stream_params
+from edgecap.engine.policy import RetrySettings
+from edgecap.engine.types import SessionSettings, stream_params
 
 
 def secrets_of(loaded: LoadedConfig) -> tuple[str, ...]:

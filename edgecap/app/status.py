@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from edgecap.protocol.errors import Classified
-from edgecap.streaming.gaps import Gap
-from edgecap.transcript import iso_utc
+from edgecap.engine.gaps import Gap
+from edgecap.providers.assemblyai.errors import Classified
+from edgecap.turns.transcript import iso_utc
 
-SCHEMA = "edgecap.status/1"
+SCHEMA = "edgecap.app.status/1"
 
 State = Literal[
     "starting",

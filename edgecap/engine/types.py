@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgecap.config import AudioConfig, EndpointingConfig, StreamingConfig
-from edgecap.protocol.errors import Classified
-from edgecap.protocol.messages import Termination
-from edgecap.protocol.url import StreamParams
+from edgecap.providers.assemblyai.errors import Classified
+from edgecap.providers.assemblyai.messages import Termination
+from edgecap.providers.assemblyai.url import StreamParams
 
 
 def stream_params(

@@ -14,19 +14,8 @@ import signal
 import time
 from datetime import date, datetime
 
-from edgecap.audio.capture import CaptureEvent, CaptureProcess
-from edgecap.audio.frame import Frame
-from edgecap.config import ConfigError, LoadedConfig, load_config
-from edgecap.gate import MicroVadDetector
-from edgecap.ledger import Ledger, billing_summary
-from edgecap.ledger_store import LedgerStore
-from edgecap.logs import set_level, setup_logging, update_secrets
-from edgecap.mqtt.service import MqttService
-from edgecap.mqtt.stats import DaemonCounters
-from edgecap.protocol.messages import Turn
-from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
-from edgecap.sdnotify import Notifier
-from edgecap.settings import (
+from edgecap.app.status import StatusModel
+from edgecap.app.wiring import (
     admission_settings,
     capture_settings,
     configure_ledger,
@@ -34,13 +23,24 @@ from edgecap.settings import (
     secrets_of,
     session_settings,
 )
-from edgecap.status import StatusModel
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.session import SessionSettings
-from edgecap.streaming.supervisor import SessionSupervisor
-from edgecap.tokens import TokenClient, make_token_client
-from edgecap.transcript import TranscriptTurn
-from edgecap.watchdog import CaptureLiveness, watchdog_interval
+from edgecap.audio.capture import CaptureEvent, CaptureProcess
+from edgecap.audio.frame import Frame
+from edgecap.auth.tokens import TokenClient, make_token_client
+from edgecap.billing.gate import MicroVadDetector
+from edgecap.billing.ledger import Ledger, billing_summary
+from edgecap.billing.store import LedgerStore
+from edgecap.config import ConfigError, LoadedConfig, load_config
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.session import SessionSettings
+from edgecap.engine.supervisor import SessionSupervisor
+from edgecap.mqtt.service import MqttService
+from edgecap.mqtt.stats import DaemonCounters
+from edgecap.providers.assemblyai.messages import Turn
+from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
+from edgecap.systemd.journal import set_level, setup_logging, update_secrets
+from edgecap.systemd.notify import Notifier
+from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval
+from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger("edgecap")
 

@@ -1,8 +1,8 @@
 """The published transcript turn (`edgecap.turn/1`), built from a final Turn (no I/O).
 
 The Turn was checked when it was parsed (finite numbers in range, valid and bounded text:
-`edgecap.protocol.limits`), and the JSON is written with `allow_nan=False`, so the payload
-is always strict JSON in UTF-8.
+`edgecap.providers.assemblyai.limits`), and the JSON is written with `allow_nan=False`, so
+the payload is always strict JSON in UTF-8.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edgecap.protocol.messages import Turn
-from edgecap.timeline import AudioTimeline
+from edgecap.providers.assemblyai.messages import Turn
+from edgecap.turns.timeline import AudioTimeline
 
 SCHEMA = "edgecap.turn/1"
 

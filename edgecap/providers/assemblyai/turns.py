@@ -8,7 +8,7 @@ of an earlier turn than the last one released is out of order (`check_order`).
 
 from __future__ import annotations
 
-from edgecap.protocol.messages import ProtocolError, Turn
+from edgecap.providers.assemblyai.messages import ProtocolError, Turn
 
 
 class TurnAssembler:

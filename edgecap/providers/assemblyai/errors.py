@@ -2,7 +2,7 @@
 
 Input is what was observed: a WebSocket close (code + reason, possibly preceded by an
 `Error` frame), an HTTP status at the upgrade, a token-source failure, a network error or
-a timeout. Output is a class that drives the retry policy (`edgecap.streaming.policy`) and
+a timeout. Output is a class that drives the retry policy (`edgecap.engine.policy`) and
 one line for humans that says what happened and what to do. Codes moved in 2026 (every
 in-session error was 3005 until 2026-02-25, the concurrency limit was 1008), so the reason
 prefix is consulted before the code.

@@ -31,13 +31,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from edgecap import __version__
-from edgecap.protocol.errors import (
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.inbound import InboundLog, PartialPacer, check_turn_audio
+from edgecap.engine.rotation import RotationPlan
+from edgecap.engine.sender import Sender
+from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
+from edgecap.providers.assemblyai.errors import (
     Classified,
     classify_close,
     classify_http_status,
     classify_network,
 )
-from edgecap.protocol.messages import (
+from edgecap.providers.assemblyai.messages import (
     TERMINATE,
     Begin,
     ProtocolError,
@@ -48,15 +53,10 @@ from edgecap.protocol.messages import (
     parse_server_message,
     update_configuration,
 )
-from edgecap.protocol.turns import TurnAssembler
-from edgecap.protocol.url import redact_url, streaming_url
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.inbound import InboundLog, PartialPacer, check_turn_audio
-from edgecap.streaming.rotation import RotationPlan
-from edgecap.streaming.sender import Sender
-from edgecap.streaming.types import SessionFailed, SessionResult, SessionSettings
-from edgecap.timeline import AudioTimeline
-from edgecap.transcript import TranscriptTurn, build_transcript_turn
+from edgecap.providers.assemblyai.turns import TurnAssembler
+from edgecap.providers.assemblyai.url import redact_url, streaming_url
+from edgecap.turns.timeline import AudioTimeline
+from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from edgecap.statefile import (
+from edgecap.state.files import (
     DIR_MODE,
     SIDE_FILES,
     connect,
@@ -39,7 +39,7 @@ from edgecap.statefile import (
     identity,
     make_private,
 )
-from edgecap.statehealth import (
+from edgecap.state.health import (
     Cause,
     FsFacts,
     RetryPlan,

@@ -21,30 +21,30 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from edgecap.app.status import StatusModel
 from edgecap.audio.frame import Frame
-from edgecap.gate import SpeechDetector
-from edgecap.ledger import Ledger
-from edgecap.protocol.errors import (
-    Classified,
-    ErrorClass,
-    classify_network,
-    classify_token_error,
-)
-from edgecap.protocol.messages import Turn
-from edgecap.status import StatusModel
-from edgecap.streaming.admission import Action, AdmissionSettings
-from edgecap.streaming.billing import BillingGuard, BillingStore
-from edgecap.streaming.buffer import AudioBuffer
-from edgecap.streaming.gaps import GapTracker
-from edgecap.streaming.policy import Decision, RetryPolicy, RetrySettings
-from edgecap.streaming.session import (
+from edgecap.auth.tokens import TokenError, TokenPrefetcher, TokenSource
+from edgecap.billing.admission import Action, AdmissionSettings
+from edgecap.billing.gate import SpeechDetector
+from edgecap.billing.guard import BillingGuard, BillingStore
+from edgecap.billing.ledger import Ledger
+from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.gaps import GapTracker
+from edgecap.engine.policy import Decision, RetryPolicy, RetrySettings
+from edgecap.engine.session import (
     SessionFailed,
     SessionResult,
     SessionSettings,
     StreamingSession,
 )
-from edgecap.tokens import TokenError, TokenPrefetcher, TokenSource
-from edgecap.transcript import TranscriptTurn
+from edgecap.providers.assemblyai.errors import (
+    Classified,
+    ErrorClass,
+    classify_network,
+    classify_token_error,
+)
+from edgecap.providers.assemblyai.messages import Turn
+from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from edgecap.protocol.messages import ProtocolError, Turn
+from edgecap.providers.assemblyai.messages import ProtocolError, Turn
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edgecap.statehealth import FsFacts
+from edgecap.state.health import FsFacts
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600

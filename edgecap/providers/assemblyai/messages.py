@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from edgecap.protocol.limits import (
+from edgecap.providers.assemblyai.limits import (
     MAX_AUDIO_MS,
     MAX_CLOSE_CODE,
     MAX_ID_CHARS,

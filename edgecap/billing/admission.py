@@ -1,6 +1,6 @@
 """Whether a billed session should be open right now (no I/O).
 
-Combines the voice gate (`edgecap.gate`) and the daily budget into per-frame decisions for
+Combines the voice gate (`edgecap.billing.gate`) and the daily budget into per-frame decisions for
 the supervisor:
 
 - `always`: a session is wanted whenever the budget allows.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edgecap.gate import GateDecision, GateMode, GateSettings, VoiceGate
+from edgecap.billing.gate import GateDecision, GateMode, GateSettings, VoiceGate
 
 DETECTOR_LAG_MS = 500
 """How late the detector flags speech (pymicro-vad: median 0.28 s, at most 0.49 s on the

@@ -20,10 +20,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
 
 from edgecap.audio.frame import Frame
-from edgecap.streaming.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
-from edgecap.streaming.eager import Suspended, start_eagerly
-from edgecap.streaming.types import SessionSettings
-from edgecap.timeline import AudioTimeline
+from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
+from edgecap.engine.eager import Suspended, start_eagerly
+from edgecap.engine.types import SessionSettings
+from edgecap.turns.timeline import AudioTimeline
 
 
 class Sender:

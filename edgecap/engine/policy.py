@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from edgecap.protocol.errors import Classified, ErrorClass
+from edgecap.providers.assemblyai.errors import Classified, ErrorClass
 
 RECONNECTING = "reconnecting"
 AUTH_FAILED = "auth_failed"

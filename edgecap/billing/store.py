@@ -27,9 +27,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from edgecap import statedb
-from edgecap.ledger import HEARTBEAT_SECONDS, BilledBy, DayTotals, Ledger
-from edgecap.statehealth import StoreHealth
+from edgecap.billing.ledger import HEARTBEAT_SECONDS, BilledBy, DayTotals, Ledger
+from edgecap.state import db as statedb
+from edgecap.state.health import StoreHealth
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The daemon: wiring from the config, the status it publishes, reload."""

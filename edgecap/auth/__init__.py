@@ -1,0 +1,1 @@
+"""Ways in: the token service client and the spare-token prefetcher."""

@@ -1,0 +1,1 @@
+"""Paying for speech only: the voice gate, admission, the ledger and its store."""

@@ -1,0 +1,1 @@
+"""The provider-neutral streaming engine: buffer, pacing, retry policy, rotation, sessions."""

@@ -1,1 +1,0 @@
-"""AssemblyAI v3 Universal-Streaming protocol, without I/O."""

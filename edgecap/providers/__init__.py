@@ -1,0 +1,1 @@
+"""Speech providers: a pure protocol object per provider."""

@@ -1,0 +1,1 @@
+"""AssemblyAI v3 Universal-Streaming: messages, errors, URL, turn assembly (no I/O)."""

@@ -1,0 +1,1 @@
+"""Files in the state directory: SQLite helpers, file checks, storage health."""

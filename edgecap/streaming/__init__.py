@@ -1,1 +1,0 @@
-"""Streaming sessions: buffering, pacing, the WebSocket adapter and the supervisor."""

@@ -1,0 +1,1 @@
+"""systemd integration: sd_notify, the watchdog policy, journald logging."""

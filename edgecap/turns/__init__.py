@@ -1,0 +1,1 @@
+"""Finalized turns: the published record and the audio timeline behind it."""
