@@ -4,7 +4,7 @@ the new session, as the simulator sees it.
 Several daemons run side by side, each with its own simulator pair whose every session is
 dropped `drop_after` seconds after `Begin`, so many drops fit in a short run. Their starts
 are staggered so no two drops coincide. `drop_after` defaults to just past the
-supervisor's stable-session threshold: a drop after a stable session is the everyday case
+engine's stable-session threshold: a drop after a stable session is the everyday case
 (a Wi-Fi blip); drops in quick succession are governed by the backoff policy instead.
 """
 
@@ -22,12 +22,12 @@ from bench.stats import Summary, summarize
 
 
 def default_drop_after() -> float:
-    """One second past the current supervisor's stable-session threshold (or 31 s)."""
+    """One second past the current engine's stable-session threshold (or 31 s)."""
     try:
-        from edgecap.engine import supervisor
+        from edgecap.engine.policy import RetrySettings
     except ImportError:  # pragma: no cover - the module moved
         return 31.0
-    return float(getattr(supervisor, "STABLE_SESSION_SECONDS", 30.0)) + 1.0
+    return RetrySettings().stable_seconds + 1.0
 
 
 @dataclass

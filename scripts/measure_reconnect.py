@@ -30,8 +30,8 @@ from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import TokenClient
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.policy import RetryPolicy, RetrySettings
+from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
-from edgecap.engine.supervisor import SessionSupervisor
 from edgecap.providers.assemblyai.errors import classify_http_status
 from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
@@ -54,7 +54,7 @@ async def with_supervisor(
     *,
     prefetch: bool,
     retry: RetrySettings,
-    body: Callable[[SessionSupervisor, AudioBuffer], Awaitable[None]],
+    body: Callable[[Engine, AudioBuffer], Awaitable[None]],
 ) -> None:
     client = TokenClient(
         ts.token_url,
@@ -69,20 +69,17 @@ async def with_supervisor(
         params=StreamParams(16000, "universal-streaming-english", True, 0.4, 400, 1280),
         device_id="measure",
     )
-    audio_ok = asyncio.Event()
-    audio_ok.set()
     buffer = AudioBuffer(30_000, 50)
-    supervisor = SessionSupervisor(
+    supervisor = Engine(
         lambda: settings,
         client,
         buffer=buffer,
-        audio_ready=asyncio.Event(),
-        audio_ok=audio_ok,
         on_turn=lambda turn: None,
         retry=retry,
         prefetch=prefetch,
         rng=random.Random(1),  # noqa: S311 - jitter, not cryptography
     )
+    supervisor.audio_available(True)
     mic = asyncio.create_task(microphone(supervisor.on_frame))
     task = asyncio.create_task(supervisor.run())
     try:
@@ -111,7 +108,7 @@ async def reconnect_gaps(drops: int, *, prefetch: bool, token_latency: float) ->
         # a 2 s session counts as stable here, so every drop is retried at once
         retry = RetrySettings(stable_seconds=1.5, quick_seconds=1.0)
 
-        async def body(sup: SessionSupervisor, buffer: AudioBuffer) -> None:
+        async def body(sup: Engine, buffer: AudioBuffer) -> None:
             for i in range(drops):
                 await sim.wait_for_session(i)
                 await sim.wait_closed(sim.sessions[i])
@@ -134,7 +131,7 @@ async def catch_up(outage_s: float) -> tuple[float, float, float]:
         result: list[float] = []
         retry = RetrySettings(max_seconds=0.5)
 
-        async def body(sup: SessionSupervisor, buffer: AudioBuffer) -> None:
+        async def body(sup: Engine, buffer: AudioBuffer) -> None:
             first = await sim.wait_for_begin(0)
             await sim.wait_closed(first)
             assert first.closed_at is not None

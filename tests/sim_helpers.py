@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,9 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from edgecap.engine.session import StreamingSession
+from edgecap.engine.states import CloseReason
+from edgecap.engine.types import SessionResult
 from edgecap.sim import StreamingSimulator
 from tests.harness import silence, tone
 
@@ -60,3 +64,14 @@ async def drain(ws: ClientConnection) -> list[dict[str, Any]]:
 async def send_audio(ws: ClientConnection, pcm: bytes) -> None:
     for frame in frames(pcm):
         await ws.send(frame)
+
+
+async def run_until_stopped(session: StreamingSession, stop: asyncio.Event) -> SessionResult:
+    """Run a session until the server ends it or `stop` is set (then it is closed as the
+    engine closes it when the daemon stops: drained, Terminate, Termination awaited)."""
+    stopped = asyncio.ensure_future(stop.wait())
+    stopped.add_done_callback(lambda _: session.request_close(CloseReason.STOP, drain=True))
+    try:
+        return await session.run()
+    finally:
+        stopped.cancel()

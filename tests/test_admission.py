@@ -68,10 +68,10 @@ def test_voice_sends_the_preroll_from_before_the_onset_and_nothing_older() -> No
         if i < 160:
             # while closed only the pre-roll window (plus onset and detector lag) is kept
             assert buffer.backlog_ms <= guard.admission.s.keep_ms
-            assert not guard.wanted.is_set()
+            assert not guard.admission.wanted
     opened = actions.index(Action.OPEN)
     assert opened == 162  # 150 ms of speech makes an onset
-    assert guard.wanted.is_set()
+    assert guard.admission.wanted
     # the backlog now starts 500 ms before the first speech frame (frame 160), less the
     # detector's lag allowance (500 ms): what a late detector flagged is still covered
     assert buffer.peek_message()[0].seq == 140
@@ -130,7 +130,7 @@ def test_voice_does_not_open_while_the_budget_is_used_up() -> None:
         f = frame(i, speech=True)
         buffer.append(f)
         assert guard.frame(f, buffer, None) is Action.NONE
-    assert not guard.wanted.is_set()
+    assert not guard.admission.wanted
     assert buffer.backlog_ms <= guard.admission.s.keep_ms  # nothing piles up meanwhile
 
 
@@ -174,7 +174,7 @@ def test_budget_runs_out_during_an_open_session_and_comes_back_at_the_reset_time
     assert change is not None
     assert change.exhausted
     assert "closing the open session at the next pause" in change.detail
-    assert not guard.wanted.is_set()
+    assert not guard.admission.wanted
     assert guard.resets_at == datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     assert guard.tick() is None  # said once
     clock.advance(16 * 3600 - 11)
@@ -183,7 +183,7 @@ def test_budget_runs_out_during_an_open_session_and_comes_back_at_the_reset_time
     change = guard.tick()
     assert change is not None
     assert not change.exhausted
-    assert guard.wanted.is_set()
+    assert guard.admission.wanted
 
 
 def test_a_reset_time_with_seconds_later_in_the_same_minute_is_today() -> None:

@@ -34,6 +34,7 @@ from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator
 from edgecap.turns.transcript import TranscriptTurn
 from tests.daemon_proc import stack_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector
+from tests.sim_helpers import run_until_stopped
 
 pytestmark = pytest.mark.faults
 
@@ -121,7 +122,7 @@ class SessionRig:
     async def running(self) -> AsyncIterator[asyncio.Task[SessionResult]]:
         await self.session.open(self.sim.mint_token(60))
         feeder = asyncio.create_task(self._feed())
-        task = asyncio.create_task(self.session.run(self.stop))
+        task = asyncio.create_task(run_until_stopped(self.session, self.stop))
         try:
             yield task
         finally:

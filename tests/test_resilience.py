@@ -1,10 +1,10 @@
-"""The session supervisor against the simulators (real WebSocket and HTTP on loopback):
+"""The streaming engine against the simulators (real WebSocket and HTTP on loopback):
 every close code, handshake status and token-service status is classified, retried the
 way its class demands (at once, with backoff, after a cool-down) and reported in the
 status; repeated auth failures stay slow; the breaker trips; a token-service outage never
 touches a running session, and a reconnect uses the prefetched token.
 
-Long waits run on virtual time: the supervisor's sleep records the delay it was asked for
+Long waits run on virtual time: the engine's sleep records the delay it was asked for
 and returns at once (a test ends by blocking the n-th sleep), so a 5-minute cool-down
 costs nothing and the figures are exact."""
 
@@ -26,8 +26,8 @@ from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import TokenClient
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.policy import RetrySettings
+from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
-from edgecap.engine.supervisor import SessionSupervisor
 from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenMode, TokenServiceSimulator
 from edgecap.turns.transcript import TranscriptTurn
@@ -41,7 +41,7 @@ RETRY = RetrySettings()  # the defaults: reconnect_max 30 s, cool-down 300 s, au
 
 @dataclass
 class VirtualTime:
-    """Waits of the supervisor on a virtual clock; the `block_at`-th wait never returns."""
+    """Waits of the engine on a virtual clock; the `block_at`-th wait never returns."""
 
     block_at: int | None = None
     offset: float = 0.0
@@ -56,7 +56,7 @@ class VirtualTime:
         self.delays.append(seconds)
         if self.block_at is not None and len(self.delays) >= self.block_at:
             self.blocked.set()
-            await asyncio.Event().wait()  # until the supervisor is stopped
+            await asyncio.Event().wait()  # until the engine is stopped
         self.offset += seconds
         self.at.append(self.now())
         await asyncio.sleep(0)
@@ -95,7 +95,7 @@ class Feeder:
 
 
 class Rig:
-    """SessionSupervisor + token client against the simulators, recording what it reports."""
+    """Engine + token client against the simulators, recording what it reports."""
 
     def __init__(
         self,
@@ -128,22 +128,19 @@ class Rig:
             begin_timeout=3.0,
             terminate_timeout=2.0,
         )
-        self.audio_ok = asyncio.Event()
-        self.audio_ok.set()
-        self.supervisor = SessionSupervisor(
+        self.engine = Engine(
             lambda: self.settings,
             self.client,
             buffer=AudioBuffer(replay_ms, 50),
-            audio_ready=asyncio.Event(),
-            audio_ok=self.audio_ok,
             on_turn=self.turns.append,
-            status=self.status,
+            reporter=self.status,
+            counters=self.status.counters,
             retry=retry,
             clock=virtual.now if virtual else time.monotonic,
             sleep=virtual.sleep if virtual else asyncio.sleep,
             rng=random.Random(7),
         )
-        self.feeder = Feeder(self.supervisor.on_frame)
+        self.feeder = Feeder(self.engine.on_frame)
         self._task: asyncio.Task[None] | None = None
 
     def _record_status(self, status: StatusModel, what: str) -> None:
@@ -151,7 +148,7 @@ class Rig:
         self._status_changed.set()
 
     async def wait_status(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
-        """Until a status the supervisor published satisfies `predicate` (5 s at most)."""
+        """Until a status the engine published satisfies `predicate` (5 s at most)."""
         async with asyncio.timeout(5):
             while not any(predicate(s) for s in self.statuses):
                 self._status_changed.clear()
@@ -159,7 +156,8 @@ class Rig:
 
     async def __aenter__(self) -> Rig:
         self.feeder.start()
-        self._task = asyncio.create_task(self.supervisor.run())
+        self.engine.audio_available(True)
+        self._task = asyncio.create_task(self.engine.run())
         return self
 
     async def __aexit__(
@@ -168,7 +166,7 @@ class Rig:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.supervisor.stop()
+        self.engine.stop()
         await self.feeder.stop()
         assert self._task is not None
         await asyncio.wait_for(self._task, 10)
@@ -364,7 +362,7 @@ async def test_session_expiry_3008_opens_the_next_session_at_once() -> None:
             await rig.wait_status(lambda s: s["session_id"] == second.session_id)
         assert vt.delays == []  # no backoff: an expiry is not a failure
         assert sim.sessions[0].close_code == 3008
-        assert rig.supervisor.policy.failures == 0
+        assert rig.engine.policy.failures == 0
         assert all(s["state"] in ("streaming",) for s in rig.statuses)
         assert {s["session_id"] for s in rig.statuses} == {
             sim.sessions[0].session_id,
@@ -383,7 +381,7 @@ async def test_a_bug_in_a_session_is_reported_billed_and_retried_after_a_cool_do
             def broken(turn: TranscriptTurn) -> None:
                 raise RuntimeError("turn handler exploded")
 
-            rig.supervisor._on_turn = broken
+            rig.engine._on_turn = broken
             first = await sim.wait_for_begin(0)
             await sim.emit_final_turns(1)
             await asyncio.wait_for(vt.blocked.wait(), 10)
@@ -393,7 +391,7 @@ async def test_a_bug_in_a_session_is_reported_billed_and_retried_after_a_cool_do
         assert last["last_error"]["class"] == "client_bug"
         assert "RuntimeError: turn handler exploded" in last["last_error"]["hint"]
         assert last["state"] == "degraded"
-        assert rig.supervisor.stats.billed_seconds > 0
+        assert rig.engine.billed_seconds > 0
 
 
 # -- bounded attempts: auth slow-down and the quick-failure breaker ----------------------
@@ -469,7 +467,7 @@ async def test_token_service_outage_does_not_touch_the_running_session(
             assert [t.text for t in rig.turns] == [f.text for f in fixtures]
             assert {t.session_id for t in rig.turns} == {session.session_id}
             ts.mode = "ok"
-            await sim.wait_until(lambda: rig.supervisor.prefetcher.spare_ready, "spare again")
+            await sim.wait_until(lambda: rig.engine.prefetcher.spare_ready, "spare again")
         assert len(sim.sessions) == 1
 
 

@@ -11,11 +11,11 @@ import pytest
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import Token, renew_at
 from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
+from edgecap.engine.failures import ErrorClass
 from edgecap.engine.gaps import GapTracker
 from edgecap.engine.policy import RetryPolicy, RetrySettings
 from edgecap.engine.rotation import RotationPlan
 from edgecap.providers.assemblyai.errors import (
-    ErrorClass,
     classify_close,
     classify_http_status,
     classify_network,

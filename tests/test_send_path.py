@@ -22,6 +22,7 @@ from edgecap.engine.eager import start_eagerly
 from edgecap.engine.session import SessionResult, SessionSettings, StreamingSession
 from edgecap.providers.assemblyai.url import StreamParams
 from edgecap.sim import StreamingSimulator
+from tests.sim_helpers import run_until_stopped
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,7 @@ async def start_session(
     session = StreamingSession(settings(sim.url, **kwargs), buffer, ready, lambda turn: None)
     await session.open(sim.mint_token(60))
     stop = asyncio.Event()
-    return session, stop, asyncio.create_task(session.run(stop))
+    return session, stop, asyncio.create_task(run_until_stopped(session, stop))
 
 
 # -- start_eagerly ----------------------------------------------------------------------
@@ -333,4 +334,4 @@ async def start_session_with(
     await session.open("token")
     feed.session = session
     stop = asyncio.Event()
-    return stop, asyncio.create_task(session.run(stop))
+    return stop, asyncio.create_task(run_until_stopped(session, stop))

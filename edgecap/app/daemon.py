@@ -31,8 +31,8 @@ from edgecap.billing.ledger import Ledger, billing_summary
 from edgecap.billing.store import LedgerStore
 from edgecap.config import ConfigError, LoadedConfig, load_config
 from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
-from edgecap.engine.supervisor import SessionSupervisor
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.providers.assemblyai.messages import Turn
@@ -63,8 +63,6 @@ class Daemon:
         self.buffer = AudioBuffer(replay_ms, cfg.audio.frame_ms)
         self.status = StatusModel(cfg.device_id)  # published retained on every change
         self.status.listeners.append(self._on_status)
-        self.audio_ready = asyncio.Event()
-        self.audio_ok = asyncio.Event()
         self.stop = asyncio.Event()
         self.state = "starting"
         self.frames = 0
@@ -76,15 +74,14 @@ class Daemon:
         self.vad = (
             MicroVadDetector(s.vad_threshold, s.vad_quiet_dbfs) if s.gate == "voice" else None
         )
-        self.supervisor = SessionSupervisor(
+        self.engine = Engine(
             self._session_settings,
             self.tokens,
             buffer=self.buffer,
-            audio_ready=self.audio_ready,
-            audio_ok=self.audio_ok,
             on_turn=self.on_turn,
             on_partial=self.on_partial,
-            status=self.status,
+            reporter=self.status,
+            counters=self.status.counters,  # one counters object, published in the status
             retry=retry_settings(cfg),
             admission=admission_settings(cfg),
             vad=self.vad,
@@ -141,9 +138,7 @@ class Daemon:
         if self._turns_day != date.today():
             self._turns_day, self.turns_today = date.today(), 0
         now = datetime.now().astimezone()
-        billed = (
-            self.ledger.today(now).billed_seconds + self.supervisor.billing.open_session_seconds()
-        )
+        billed = self.ledger.today(now).billed_seconds + self.engine.open_session_seconds()
         session = f"session {self.session_id[:8]}" if self.session_id else "no session"
         return (
             f"{self.state}; {session}; {self.turns_today} turns today; "
@@ -155,9 +150,9 @@ class Daemon:
     def on_frame(self, frame: Frame) -> None:
         self.frames += 1
         self.liveness.frame(time.monotonic())
-        self.supervisor.on_frame(frame)  # buffered; a full buffer is reported as a gap
+        self.engine.on_frame(frame)  # buffered; a full buffer is reported as a gap
         if self.capture is not None:  # while only listening, quiet frames may come late
-            self.capture.hold_quiet = self.supervisor.billing.only_listening
+            self.capture.hold_quiet = self.engine.only_listening
 
     def on_capture_event(self, event: CaptureEvent) -> None:
         if event.kind == "opening":  # a capture child is opening the device
@@ -166,15 +161,14 @@ class Daemon:
         elif event.kind == "opened":
             log.info("audio device %s opened (%s)", event.device, event.detail)
             self.liveness.frame(time.monotonic())
-            self.audio_ok.set()
+            self.engine.audio_available(True)
             self._capture_outcome.set()
         elif event.kind == "unavailable":
             retry = f"; retrying in {event.retry_in:.1f} s" if event.retry_in else ""
             log.error("%s%s", event.detail, retry, extra={"ERROR_CLASS": "audio"})
             self.liveness.unavailable(time.monotonic(), event.retry_in)
-            self.audio_ok.clear()
-            self.supervisor.session_stop.set()  # no audio: do not keep a billed session open
             self.set_state("audio_unavailable", event.detail, "audio")
+            self.engine.audio_available(False, reported=True)  # no billed session without audio
             self._capture_outcome.set()
         elif event.kind == "overrun":
             log.warning(
@@ -200,18 +194,18 @@ class Daemon:
 
     def counters(self) -> DaemonCounters:
         """What capture and streaming counted, for the retained `stats` message."""
-        s = self.supervisor.stats
+        s = self.status.counters
         return DaemonCounters(
             frames_captured=self.frames,
             overruns=self.capture.overruns if self.capture is not None else 0,
             sessions=s.sessions,
             reconnects=s.reconnects,
             turns=s.turns,
-            billed_seconds=s.billed_seconds,
+            billed_seconds=self.engine.billed_seconds,
             billing=billing_summary(
                 self.ledger,
                 datetime.now().astimezone(),
-                open_session_seconds=self.supervisor.billing.open_session_seconds(),
+                open_session_seconds=self.engine.open_session_seconds(),
                 gate=self.loaded.config.session.gate,
             ),
             ledger_storage=self.ledger_store.health.payload(),
@@ -273,7 +267,7 @@ class Daemon:
             log.warning("audio device %s has not answered yet; continuing", cfg.audio.device)
         self.notifier.ready(self.status_line())
         tasks = [
-            asyncio.create_task(self.supervisor.run(), name="edgecap-supervisor"),
+            asyncio.create_task(self.engine.run(), name="edgecap-engine"),
             asyncio.create_task(self._watchdog_loop(), name="edgecap-watchdog"),
             asyncio.create_task(self._reload_loop(), name="edgecap-reload"),
         ]
@@ -281,9 +275,7 @@ class Daemon:
         await self._shutdown(tasks[0], tasks[1:])
         return EX_OK
 
-    async def _shutdown(
-        self, supervisor: asyncio.Task[None], others: list[asyncio.Task[None]]
-    ) -> None:
+    async def _shutdown(self, engine: asyncio.Task[None], others: list[asyncio.Task[None]]) -> None:
         """Stop within `SHUTDOWN_SECONDS` whatever is hanging: capture first (what it has
         captured is sent), then the session (drained, Terminate, Termination awaited within
         the budget), then MQTT (the last PUBACKs and `offline`, within what is left)."""
@@ -294,22 +286,20 @@ class Daemon:
         for task in others:
             task.cancel()
         await self._stop_capture()
-        self.supervisor.stop(within=deadline.left(MQTT_STOP_RESERVE_SECONDS))
+        self.engine.stop(within=deadline.left(MQTT_STOP_RESERVE_SECONDS))
         try:
-            await asyncio.wait_for(
-                asyncio.shield(supervisor), deadline.left(MQTT_STOP_RESERVE_SECONDS)
-            )
+            await asyncio.wait_for(asyncio.shield(engine), deadline.left(MQTT_STOP_RESERVE_SECONDS))
         except TimeoutError:
             log.warning("the session did not end within the stop budget; closing it now")
-            self.supervisor.abort()
-            supervisor.cancel()
+            self.engine.abort()
+            engine.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(supervisor, ABORT_SECONDS)
+                await asyncio.wait_for(engine, ABORT_SECONDS)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.tokens.aclose(), ABORT_SECONDS)
         await self.mqtt.stop(deadline.left())
         self.ledger_store.close()
-        stats = self.supervisor.stats
+        stats = self.status.counters
         log.info("edgecap stopped: %d session(s), %d turn(s)", stats.sessions, stats.turns)
         backstop.cancel()
 
@@ -411,8 +401,7 @@ class Daemon:
             await self._apply_endpointing()
         if "audio" in changed:
             log.info("reload: restarting audio capture on %s", new.config.audio.device)
-            self.audio_ok.clear()
-            self.supervisor.session_stop.set()
+            self.engine.audio_available(False)  # the open session ends; reopens with audio
             await self._stop_capture()
             self._start_capture()
         if {"mqtt", "spool", "device_id"} & set(changed):
@@ -431,8 +420,7 @@ class Daemon:
 
     async def _apply_endpointing(self) -> None:
         ep = self.loaded.config.endpointing
-        session = self.supervisor.current
-        sent = session is not None and await session.update_configuration(
+        sent = await self.engine.update_session(
             end_of_turn_confidence_threshold=ep.end_of_turn_confidence_threshold,
             min_turn_silence=ep.min_turn_silence,
             max_turn_silence=ep.max_turn_silence,

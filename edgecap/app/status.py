@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from edgecap.engine.controller import Counters, Report
+from edgecap.engine.failures import Classified
 from edgecap.engine.gaps import Gap
-from edgecap.providers.assemblyai.errors import Classified
 from edgecap.turns.transcript import iso_utc
 
-SCHEMA = "edgecap.app.status/1"
+SCHEMA = "edgecap.status/1"
 
 State = Literal[
     "starting",
@@ -80,17 +81,6 @@ def gap_payload(gap: Gap) -> dict[str, Any]:
         "started_at": iso_utc(gap.started_at),
         "ended_at": iso_utc(gap.ended_at),
     }
-
-
-@dataclass(slots=True)
-class Counters:
-    sessions: int = 0
-    reconnects: int = 0
-    turns: int = 0
-    frames_dropped: int = 0
-    gaps: int = 0
-    token_failures: int = 0
-    """Failed token requests (including background renewals of the spare token)."""
 
 
 Listener = Callable[["StatusModel", str], None]
@@ -175,10 +165,20 @@ class StatusModel:
 
     def record_gap(self, gap: Gap) -> None:
         """Audio was lost in an outage longer than the replay buffer (reported once)."""
-        self.last_gap = gap
-        self.counters.gaps += 1
-        self.counters.frames_dropped += gap.frames
+        self.last_gap = gap  # (the engine counts it in `counters`)
         self._changed("gap")
+
+    def engine_state(self, report: Report, *, spare_token: bool) -> None:
+        """What the engine reports (`EngineReporter`)."""
+        self.spare_token = spare_token
+        self.set_state(
+            report.state,
+            session_id=report.session_id,
+            detail=report.detail,
+            error_class=report.error_class,
+            retry_in=report.retry_in,
+            resets_at=report.resets_at,
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {

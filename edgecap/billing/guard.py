@@ -8,7 +8,6 @@ supervisor acts on what it returns (open, close, report a state).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,28 @@ from edgecap.audio.frame import Frame
 from edgecap.billing.admission import Action, Admission, AdmissionSettings
 from edgecap.billing.gate import GateMode, GateSettings, SpeechDetector
 from edgecap.billing.ledger import HEARTBEAT_SECONDS, BilledBy, Ledger
-from edgecap.engine.buffer import AudioBuffer
-from edgecap.engine.types import SessionResult
 from edgecap.turns.transcript import TranscriptTurn
+
+
+class PendingAudio(Protocol):
+    """The engine's audio buffer, as far as the gate trims it."""
+
+    @property
+    def backlog_ms(self) -> int: ...
+    @property
+    def max_ms(self) -> int: ...
+    def discard_unsent(self, keep_ms: int, *, before: float | None = None) -> object: ...
+
+
+class EndedSession(Protocol):
+    """What the gate needs of an ended session (`engine.types.SessionResult`)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def server_billed_seconds(self) -> float | None: ...
+    @property
+    def duration(self) -> float: ...
 
 
 class BillingStore(Protocol):
@@ -69,10 +87,6 @@ class BillingGuard:
         self._store = store
         self._clock = clock
         self._wall = wall
-        self.wanted = asyncio.Event()
-        """Set while a session should be open."""
-        if self.admission.wanted:
-            self.wanted.set()
         self.resets_at: datetime | None = None
         """While the budget is used up: when the next billing day begins."""
         self._session_id: str | None = None
@@ -93,7 +107,7 @@ class BillingGuard:
 
     # -- per frame -----------------------------------------------------------------------
 
-    def frame(self, frame: Frame, buffer: AudioBuffer, turn_open: bool | None) -> Action:
+    def frame(self, frame: Frame, buffer: PendingAudio, turn_open: bool | None) -> Action:
         """A captured frame (already in `buffer`); `turn_open` is None without a session.
         Returns what to do with the session (open, close, nothing); trims the buffer to the
         pre-roll while no session is wanted."""
@@ -116,12 +130,8 @@ class BillingGuard:
         )
         if action is Action.OPEN and not live:
             buffer.discard_unsent(buffer.max_ms, before=adm.preroll_from)
-        if adm.wanted:
-            self.wanted.set()
-        else:
-            self.wanted.clear()
-            if not live:  # only the pre-roll is needed until speech starts
-                buffer.discard_unsent(adm.s.keep_ms)
+        if not adm.wanted and not live:  # only the pre-roll is needed until speech starts
+            buffer.discard_unsent(adm.s.keep_ms)
         self.only_listening = adm.voice and not live and not adm.wanted
         return action
 
@@ -138,9 +148,9 @@ class BillingGuard:
         if turn.started_at is not None and turn.ended_at is not None:
             self._speech += max(0.0, turn.ended_at - turn.started_at)
 
-    def session_ended(self, r: SessionResult) -> float:
+    def session_ended(self, r: EndedSession) -> float:
         """Record the session: the server's billed seconds, else measured. Returns them."""
-        server = r.termination.session_duration_seconds if r.termination else None
+        server = r.server_billed_seconds
         source: BilledBy = "server" if server is not None else "local"
         billed = float(server) if server is not None else r.duration
         if self._store is not None:
@@ -171,14 +181,11 @@ class BillingGuard:
                 return None
             adm.replenish()
             self.resets_at = None
-            if adm.wanted:
-                self.wanted.set()
             return BudgetChange(False, "a new billing day began: the daily budget is available")
         open_s = self.open_session_seconds()
         if not self.ledger.exhausted(now, open_s):
             return None
         adm.exhaust(mono)
-        self.wanted.clear()
         self.resets_at = self.ledger.next_reset(now)
         budget = (self.ledger.budget_seconds or 0) / 60
         billed = (self.ledger.today(now).billed_seconds + open_s) / 60

@@ -14,6 +14,7 @@ from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
 from edgecap.doctor.streaming_check import not_runnable, session_settings
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.session import SessionFailed, StreamingSession
+from edgecap.engine.states import CloseReason
 from edgecap.providers.assemblyai.url import redact_url
 from edgecap.turns.transcript import TranscriptTurn
 
@@ -83,10 +84,13 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
             return failed(CHECK, advice.cause, advice.fix)
         ctx.options.on_line(f"listening for {seconds:g} s (session {begin.id}): speak now")
         timer = loop.call_later(seconds, stop.set)
+        stopped = asyncio.ensure_future(stop.wait())  # the time is up, or the audio failed
+        stopped.add_done_callback(lambda _: session.request_close(CloseReason.STOP, drain=True))
         try:
-            result = await session.run(stop)
+            result = await session.run()
         finally:
             timer.cancel()
+            stopped.cancel()
     finally:
         await capture.stop()
     billed = result.termination.session_duration_seconds if result.termination else None

@@ -25,11 +25,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from edgecap.providers.assemblyai.errors import Classified, ErrorClass
+from edgecap.engine.failures import Classified, ErrorClass
+from edgecap.engine.states import EngineState
 
-RECONNECTING = "reconnecting"
-AUTH_FAILED = "auth_failed"
-DEGRADED = "degraded"
+RECONNECTING = EngineState.RECONNECTING
+AUTH_FAILED = EngineState.AUTH_FAILED
+DEGRADED = EngineState.DEGRADED
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +50,8 @@ class RetrySettings:
 @dataclass(frozen=True, slots=True)
 class Decision:
     delay: float
-    state: str
-    """"reconnecting", "auth_failed" or "degraded"."""
+    state: EngineState
+    """RECONNECTING, AUTH_FAILED or DEGRADED."""
     discard_spare: bool
     why: str
     """"immediate", "backoff", "re-mint", "auth slow-down", "cool-down", "session over"."""

@@ -2,10 +2,12 @@
 
 Opens the connection with a single-use token, waits for `Begin`, then runs a sender
 (`Sender`: frames from the shared `AudioBuffer`, coalesced and paced by `plan_message`,
-sent straight from the per-frame hand-off while it is idle), a receiver
-(server messages -> final turns) and a rotation watch (`RotationPlan`) until the server
-ends the session, the session is rotated before its cap, or the daemon stops. A deliberate
-end drains the buffer, sends `Terminate` and waits a bounded time for `Termination`.
+sent straight from the per-frame hand-off while it is idle) and a receiver (server
+messages -> final turns) until the server ends the session or the engine closes it
+(`request_close`: the controller decided to stop, rotate or close an idle session). A
+deliberate end drains the buffer (not on a rotation), sends `Terminate` and waits a
+bounded time for `Termination`. Every Turn message is reported (`on_activity`) so that the
+controller can find a quiet point to rotate at.
 
 Replay: each final turn confirms the audio up to its last word; a session that ends
 without `Termination` puts what was sent since then back into the buffer for the next
@@ -32,12 +34,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from edgecap import __version__
 from edgecap.engine.buffer import AudioBuffer
+from edgecap.engine.failures import Classified
 from edgecap.engine.inbound import InboundLog, PartialPacer, check_turn_audio
-from edgecap.engine.rotation import RotationPlan
 from edgecap.engine.sender import Sender
+from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.providers.assemblyai.errors import (
-    Classified,
     classify_close,
     classify_http_status,
     classify_network,
@@ -60,12 +62,6 @@ from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 
 log = logging.getLogger(__name__)
 
-ROTATION_POLL_SECONDS = 0.25
-
-
-def _always() -> bool:
-    return True
-
 
 class StreamingSession:
     def __init__(
@@ -76,14 +72,14 @@ class StreamingSession:
         on_turn: Callable[[TranscriptTurn], None],
         on_partial: Callable[[str, Turn], None] | None = None,
         *,
-        token_ready: Callable[[], bool] = _always,
+        on_activity: Callable[[bool], None] | None = None,
     ) -> None:
         self.settings = settings
         self._buffer = buffer
         self._audio_ready = audio_ready
         self._on_turn = on_turn
         self._on_partial = on_partial  # (session id, a Turn that is not final yet)
-        self._token_ready = token_ready
+        self._on_activity = on_activity  # each Turn message: (final?)
         self._ws: ClientConnection | None = None
         self.begin: Begin | None = None
         self._assembler = TurnAssembler(settings.params.format_turns)
@@ -92,10 +88,9 @@ class StreamingSession:
         self._server_error: ServerError | None = None
         self._terminate_sent = False
         self._turns = 0
-        self._turn_event = asyncio.Event()
-        self._last_final_at: float | None = None
-        self._last_turn_message_at: float | None = None
-        self.plan: RotationPlan | None = None
+        self._close_requested = asyncio.Event()
+        self._close_as = EndedBy.STOP
+        self._close_reason: CloseReason | None = None
         self._sender: Sender | None = None  # while `run()` runs
         self.finish_by: float | None = None
         """Monotonic time by which a stopping session must have ended (the daemon's stop
@@ -195,7 +190,7 @@ class StreamingSession:
 
     # -- running -----------------------------------------------------------------------
 
-    async def update_configuration(self, **fields: float | int) -> bool:
+    async def update_configuration(self, **fields: float | int | bool | list[str] | str) -> bool:
         """Send UpdateConfiguration on the live connection (no reconnect, no ack).
 
         Returns False when the session is not connected.
@@ -208,19 +203,20 @@ class StreamingSession:
             return False
         return True
 
-    async def run(self, stop: asyncio.Event) -> SessionResult:
-        """Stream until the server ends the session, it is rotated, or `stop` is set."""
+    def request_close(self, reason: CloseReason, *, drain: bool) -> None:
+        """End the running session: Terminate (after sending what is buffered if `drain`)
+        and wait, bounded, for Termination. `run()` then returns."""
+        if not self._close_requested.is_set():
+            self._close_as = EndedBy.STOP if drain else EndedBy.ROTATE
+            self._close_reason = reason
+            self._close_requested.set()
+
+    async def run(self) -> SessionResult:
+        """Stream until the server ends the session or `request_close` is called."""
         assert self._ws is not None
         assert self.begin is not None
         s = self.settings
         began = time.monotonic()
-        expires_in = self.begin.expires_at - time.time() if self.begin.expires_at else None
-        self.plan = RotationPlan.for_session(
-            began,
-            s.max_session_seconds,
-            expires_in_s=expires_in,
-            window_s=s.rotation_window_seconds,
-        )
         self._buffer.rewind()  # nothing of an earlier session is pending confirmation
         replayed = self._buffer.backlog_ms
         self._sender = Sender(
@@ -233,11 +229,10 @@ class StreamingSession:
         )
         sender = asyncio.create_task(self._sender.run(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
-        stopper = asyncio.create_task(stop.wait(), name="edgecap-stop-wait")
-        rotator = asyncio.create_task(self._rotation_watch(), name="edgecap-rotation")
-        tasks = (sender, receiver, stopper, rotator)
+        closer = asyncio.create_task(self._close_requested.wait(), name="edgecap-close-wait")
+        tasks = (sender, receiver, closer)
         try:
-            ended_by, rotation = await self._until_end(stop, *tasks)
+            ended_by = await self._until_end(*tasks)
         finally:  # also when a task raised something unexpected, or `run` was cancelled
             for task in tasks:
                 task.cancel()
@@ -255,7 +250,7 @@ class StreamingSession:
             audio_sent_ms=self._timeline.sent_ms,
             turns=self._turns,
             unfinished_text=unfinished.transcript if unfinished else "",
-            rotation=rotation if ended_by == "rotate" else "",
+            close_reason=self._close_reason if ended_by is not EndedBy.SERVER else None,
         )
         if result.clean:
             self._buffer.confirm_all()
@@ -267,38 +262,32 @@ class StreamingSession:
 
     async def _until_end(
         self,
-        stop: asyncio.Event,
         sender: asyncio.Task[None],
         receiver: asyncio.Task[None],
-        stopper: asyncio.Task[bool],
-        rotator: asyncio.Task[str],
-    ) -> tuple[str, str]:
-        """Wait for the first of: the server ends it, sending fails, stop, rotation; end the
-        session accordingly. Returns (ended_by, rotation reason). An unexpected exception
-        of the sender or the receiver is raised here."""
+        closer: asyncio.Task[bool],
+    ) -> EndedBy:
+        """Wait for the first of: the server ends it, sending fails, a close request; end
+        the session accordingly. An unexpected exception of the sender or the receiver is
+        raised here."""
         assert self._ws is not None
         done, _ = await asyncio.wait(
-            {sender, receiver, stopper, rotator}, return_when=asyncio.FIRST_COMPLETED
+            {sender, receiver, closer}, return_when=asyncio.FIRST_COMPLETED
         )
-        stopper.cancel()
-        rotator.cancel()
-        rotation = ""
-        if rotator in done and rotator.exception() is None:
-            rotation = rotator.result()
+        closer.cancel()
         if receiver in done:
-            ended_by = "server"
+            ended_by = EndedBy.SERVER
             sender.cancel()
         elif sender in done and sender.exception() is not None:
-            ended_by = "server"  # sending failed: the connection is gone
+            ended_by = EndedBy.SERVER  # sending failed: the connection is gone
             await self._close_connection()
         else:
-            ended_by = "stop" if stop.is_set() else "rotate"
-            await self._finish(sender, receiver, drain=ended_by == "stop")
+            ended_by = self._close_as
+            await self._finish(sender, receiver, drain=ended_by is EndedBy.STOP)
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await sender
         with contextlib.suppress(asyncio.CancelledError):
             await receiver
-        return ended_by, rotation
+        return ended_by
 
     async def _close_connection(self) -> None:
         """Close the WebSocket (the server stops billing when it sees the close). If the
@@ -316,27 +305,6 @@ class StreamingSession:
         except Exception as exc:  # must not hide what ended the session
             log.debug("closing the WebSocket failed (%r); connection cut", exc)
             ws.transport.abort()
-
-    async def _rotation_watch(self) -> str:
-        """Returns why the session should end now (see `RotationPlan.decide`)."""
-        plan = self.plan
-        assert plan is not None
-        await asyncio.sleep(max(0.0, plan.window_start - time.monotonic()))  # a schedule
-        while True:
-            now = time.monotonic()
-            reason = plan.decide(
-                now,
-                turn_open=self._assembler.open_turn is not None,
-                last_final_at=self._last_final_at,
-                last_turn_message_at=self._last_turn_message_at,
-                token_ready=self._token_ready(),
-            )
-            if reason is not None:
-                return reason
-            self._turn_event.clear()
-            timeout = max(0.01, min(ROTATION_POLL_SECONDS, plan.deadline - now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._turn_event.wait(), timeout)
 
     async def _finish(
         self, sender: asyncio.Task[None], receiver: asyncio.Task[None], *, drain: bool
@@ -393,14 +361,14 @@ class StreamingSession:
 
     def _handle(self, message: object) -> None:
         if isinstance(message, Turn):
-            self._last_turn_message_at = time.monotonic()
-            self._turn_event.set()
             final = self._assembler.feed(message)
             if final is not None:
                 self._partials.final(final.turn_order)  # the last text before the final
                 self._on_final(final)
             elif self._on_partial is not None and self._assembler.open_turn is message:
                 self._partials.offer(message)
+            if self._on_activity is not None:
+                self._on_activity(final is not None)
         elif isinstance(message, Termination):
             self._termination = message
         elif isinstance(message, ServerError):
@@ -415,7 +383,6 @@ class StreamingSession:
         self._on_partial(self.begin.id, turn)
 
     def _on_final(self, final: Turn) -> None:
-        self._last_final_at = time.monotonic()
         if final.words:  # the server has transcribed the audio up to the turn's last word
             self._buffer.confirm_until(final.words[-1].end_ms)
         if not final.transcript.strip():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgecap.config import AudioConfig, EndpointingConfig, StreamingConfig
-from edgecap.providers.assemblyai.errors import Classified
+from edgecap.engine.failures import Classified
+from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.providers.assemblyai.messages import Termination
 from edgecap.providers.assemblyai.url import StreamParams
 
@@ -58,7 +59,7 @@ class SessionFailed(Exception):
 @dataclass
 class SessionResult:
     session_id: str
-    ended_by: str  # "stop", "rotate", "server"
+    ended_by: EndedBy
     classified: Classified | None
     termination: Termination | None
     began_at: float
@@ -66,8 +67,8 @@ class SessionResult:
     audio_sent_ms: int
     turns: int
     unfinished_text: str = ""
-    rotation: str = ""
-    """Why the session was rotated ("quiet", "silence", "deadline"), if it was."""
+    close_reason: CloseReason | None = None
+    """Why edgecap ended it (stop, idle, budget, audio, or a rotation reason), if it did."""
     replay_ms: int = 0
     """Audio put back into the buffer for the next session (0 after a clean end)."""
     errors: list[str] = field(default_factory=list)
@@ -77,6 +78,16 @@ class SessionResult:
         return self.ended_at - self.began_at
 
     @property
+    def server_billed_seconds(self) -> float | None:
+        """What the server said it bills (`Termination`), if it said."""
+        t = self.termination
+        return (
+            None
+            if t is None or t.session_duration_seconds is None
+            else float(t.session_duration_seconds)
+        )
+
+    @property
     def clean(self) -> bool:
         """Ended by our Terminate and confirmed by the server's Termination."""
-        return self.ended_by != "server" and self.termination is not None
+        return self.ended_by is not EndedBy.SERVER and self.termination is not None

@@ -307,8 +307,8 @@ FORCE_ENDPOINT = json.dumps({"type": "ForceEndpoint"})
 KEEP_ALIVE = json.dumps({"type": "KeepAlive"})
 
 
-def update_configuration(**fields: float | int | bool | list[str]) -> str:
-    """An UpdateConfiguration message with the given (endpointing) fields."""
+def update_configuration(**fields: float | int | bool | list[str] | str) -> str:
+    """An UpdateConfiguration message with the given fields (endpointing, keyterms...)."""
     return json.dumps({"type": "UpdateConfiguration", **fields})
 
 

@@ -1,0 +1,519 @@
+"""The session lifecycle as a pure state machine (sans-I/O, in the style of h11).
+
+`SessionController.handle(event)` takes what happened (audio came or went, the gate wants a
+session or not, a token is ready, the server sent `Begin`, a turn arrived, the session
+ended with a classified cause, a timer fired, the budget changed, the daemon stops) and
+returns what to do (fetch a token, connect, close with a reason, wait, report a state).
+It owns every decision of the lifecycle: when a session opens, the retry policy and the
+quick-failure breaker (`RetryPolicy`), rotation before the cap (`RotationPlan`), closing
+when idle or out of budget, and stopping. It never reads a clock, sleeps or touches a
+socket: times come in the events. `engine.runner.Engine` carries out the actions.
+
+Phases: WAIT_AUDIO -> WAIT_SPEECH -> TOKEN -> CONNECTING -> STREAMING -> CLOSING, then
+BACKOFF after a failure (or straight back to WAIT_AUDIO after a deliberate end or an
+expiry), STOPPED after `Stop`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from edgecap.engine.failures import Classified, ErrorClass
+from edgecap.engine.policy import Decision, RetryPolicy
+from edgecap.engine.rotation import RotationPlan
+from edgecap.engine.states import CloseReason, EndedBy, EngineState
+
+CHECK_SECONDS = 0.25
+"""Inside the rotation window: how often a quiet point is looked for between turns."""
+
+
+class Phase(StrEnum):
+    NEW = "new"
+    WAIT_AUDIO = "wait_audio"
+    WAIT_SPEECH = "wait_speech"
+    TOKEN = "token"  # noqa: S105 - a phase, not a secret
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    CLOSING = "closing"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChanged:
+    """Capture delivers audio (`ok`) or not; `reported`: the daemon has reported the loss
+    itself (audio_unavailable), so the engine does not say `idle` over it."""
+
+    now: float
+    ok: bool
+    reported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WantChanged:
+    """The gate (voice, budget) wants a session open, or no longer does."""
+
+    now: float
+    wanted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """The gate's verdict on a frame: close the open session (idle or budget)."""
+
+    now: float
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class TokenReady:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Began:
+    now: float
+    session_id: str
+    expires_in: float | None = None
+    """`Begin.expires_at` minus the wall time at Begin, if the server said."""
+    note: str = ""
+    """Something to say in the status while it streams (the server runs another model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFailed:
+    """No token, no connection or no `Begin`."""
+
+    now: float
+    classified: Classified
+
+
+@dataclass(frozen=True, slots=True)
+class TurnActivity:
+    """A Turn message arrived (`final`: a turn was finalized)."""
+
+    now: float
+    final: bool
+    turn_open: bool
+    token_ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDue:
+    """A `ScheduleCheck` fired."""
+
+    now: float
+    turn_open: bool
+    token_ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    now: float
+    ended_by: EndedBy
+    classified: Classified | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOver:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetChanged:
+    now: float
+    exhausted: bool
+    detail: str
+    resets_at: float | None = None
+    """Unix time at which the next billing day begins (when `exhausted`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    now: float
+
+
+Event = (
+    Start
+    | AudioChanged
+    | WantChanged
+    | CloseRequested
+    | TokenReady
+    | Began
+    | OpenFailed
+    | TurnActivity
+    | CheckDue
+    | SessionEnded
+    | WaitOver
+    | BudgetChanged
+    | Stop
+)
+
+# -- actions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchToken:
+    """Get a token (the spare when there is one); then `TokenReady` or `OpenFailed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """Keep a spare token in the background (`active`), or stop refilling it;
+    `discard`: throw the spare away (re-mint after an auth failure)."""
+
+    active: bool
+    discard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open the session with the token; then `Began` or `OpenFailed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """Give up the token request, connection or wait for Begin in progress (stopping)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the session: Terminate and wait for Termination; `drain`: send what is buffered
+    first (a rotation leaves it for the next session). Then `SessionEnded`."""
+
+    reason: CloseReason
+    drain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Back off for `seconds`; then `WaitOver`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCheck:
+    """Send `CheckDue` at monotonic time `at`."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    state: EngineState
+    detail: str = ""
+    error_class: ErrorClass | None = None
+    session_id: str | None = None
+    retry_in: float | None = None
+    resets_at: float | None = None
+    """While the budget is used up: when sessions may open again (Unix time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """A failure and what the policy decided (for the log and the status' last error)."""
+
+    classified: Classified
+    decision: Decision
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The engine has stopped: no session is open or opening."""
+
+
+Action = (
+    FetchToken
+    | Prefetch
+    | Connect
+    | Abandon
+    | Close
+    | Wait
+    | ScheduleCheck
+    | Report
+    | Retrying
+    | Finished
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    max_session_seconds: float = 3600.0
+    rotation_window_seconds: float | None = None
+    voice: bool = False
+    """The voice gate is on: waiting for speech is reported as `listening`."""
+    prefetch: bool = True
+    """Keep a spare token while a session streams (False: one per connect)."""
+
+
+@dataclass
+class Counters:
+    """What the engine counted, once each (published in `status` and `stats`)."""
+
+    sessions: int = 0
+    reconnects: int = 0
+    turns: int = 0
+    frames_dropped: int = 0
+    gaps: int = 0
+    token_failures: int = 0
+    """Failed token requests (including background renewals of the spare token)."""
+
+
+@dataclass
+class _Session:
+    session_id: str
+    began: float
+    plan: RotationPlan
+    last_final_at: float | None = None
+    last_turn_message_at: float | None = None
+
+
+@dataclass
+class SessionController:
+    policy: RetryPolicy
+    settings: ControllerSettings = field(default_factory=ControllerSettings)
+    wanted: bool = True
+    counters: Counters = field(default_factory=Counters)
+    phase: Phase = Phase.NEW
+    audio_ok: bool = False
+    budget_out: bool = False
+    stopping: bool = False
+    close_reason: CloseReason | None = None
+    """Why the current session is being closed (set with `Close`)."""
+    session: _Session | None = None
+    attempt: int = 0
+    """Failed attempts in a row since the last session that ended without failing."""
+    _audio_loss_reported: bool = True  # until audio first flows, the daemon's state stands
+    _reported: EngineState | None = None
+    _pending_close: CloseReason | None = None
+
+    # -- the one entry point -----------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Action]:
+        if self.phase is Phase.STOPPED:
+            return []
+        match event:
+            case Start():
+                return self._advance()
+            case AudioChanged(ok=ok, reported=reported):
+                return self._audio(ok, reported)
+            case WantChanged(wanted=wanted):
+                self.wanted = wanted
+                return self._advance() if self.phase is Phase.WAIT_SPEECH and wanted else []
+            case CloseRequested(reason=reason):
+                return self._close_requested(reason)
+            case TokenReady():
+                if self.phase is not Phase.TOKEN:
+                    return []
+                self.phase = Phase.CONNECTING
+                return [Connect()]
+            case Began():
+                return self._began(event)
+            case OpenFailed(classified=classified):
+                return self._failed(classified) if self._opening else []
+            case TurnActivity():
+                return self._turn(event)
+            case CheckDue():
+                return self._check(event)
+            case SessionEnded():
+                return self._ended(event)
+            case WaitOver():
+                return self._advance() if self.phase is Phase.BACKOFF else []
+            case BudgetChanged():
+                return self._budget(event)
+            case Stop():
+                return self._stop()
+        return []  # pragma: no cover - every event type is matched above
+
+    # -- between sessions --------------------------------------------------------------
+
+    @property
+    def _opening(self) -> bool:
+        return self.phase in (Phase.TOKEN, Phase.CONNECTING)
+
+    def _advance(self) -> list[Action]:
+        """Decide the next step when no session is open or opening."""
+        if self.stopping:
+            self.phase = Phase.STOPPED
+            return [Finished()]
+        if not self.audio_ok:
+            self.phase = Phase.WAIT_AUDIO
+            out: list[Action] = [Prefetch(active=False)]
+            if not self._audio_loss_reported and self._reported is not EngineState.IDLE:
+                out += self._report(EngineState.IDLE, "no session: waiting for audio")
+            return out
+        if not self.wanted:
+            self.phase = Phase.WAIT_SPEECH
+            if self.settings.voice:
+                return self._report(EngineState.LISTENING, "no session open: waiting for speech")
+            return []
+        self.phase = Phase.TOKEN
+        self._pending_close = None
+        return [FetchToken()]
+
+    def _audio(self, ok: bool, reported: bool) -> list[Action]:
+        self.audio_ok = ok
+        if ok:
+            self._audio_loss_reported = False
+            return self._advance() if self.phase is Phase.WAIT_AUDIO else []
+        self._audio_loss_reported = reported
+        if self.phase is Phase.WAIT_SPEECH:
+            return self._advance()
+        return self._close_requested(CloseReason.AUDIO_LOST)
+
+    def _close_requested(self, reason: CloseReason) -> list[Action]:
+        if self.phase is Phase.STREAMING:
+            return self._close(reason, drain=True)
+        if self._opening:
+            self._pending_close = reason  # closed as soon as it has begun (it is billed)
+        return []
+
+    def _close(self, reason: CloseReason, *, drain: bool) -> list[Action]:
+        self.phase = Phase.CLOSING
+        self.close_reason = reason
+        return [Close(reason, drain)]
+
+    # -- a session ---------------------------------------------------------------------
+
+    def _began(self, event: Began) -> list[Action]:
+        if self.phase is not Phase.CONNECTING:
+            return []
+        s = self.settings
+        self.policy.session_began(event.now)
+        plan = RotationPlan.for_session(
+            event.now,
+            s.max_session_seconds,
+            expires_in_s=event.expires_in,
+            window_s=s.rotation_window_seconds,
+        )
+        self.session = _Session(event.session_id, event.now, plan)
+        self.phase = Phase.STREAMING
+        self.close_reason = None
+        self.counters.sessions += 1
+        out: list[Action] = []
+        if s.prefetch:
+            out.append(Prefetch(active=True))
+        out += self._report(EngineState.STREAMING, event.note, session_id=event.session_id)
+        if self._pending_close is not None or self.stopping:
+            reason = CloseReason.STOP if self.stopping else self._pending_close
+            assert reason is not None
+            return out + self._close(reason, drain=True)
+        out.append(ScheduleCheck(plan.window_start))
+        return out
+
+    def _turn(self, event: TurnActivity) -> list[Action]:
+        session = self.session
+        if session is None or self.phase is not Phase.STREAMING:
+            return []
+        session.last_turn_message_at = event.now
+        if event.final:
+            session.last_final_at = event.now
+        return self._rotate_if_due(event.now, event.turn_open, event.token_ready)
+
+    def _check(self, event: CheckDue) -> list[Action]:
+        session = self.session
+        if session is None or self.phase is not Phase.STREAMING:
+            return []
+        out = self._rotate_if_due(event.now, event.turn_open, event.token_ready)
+        if out:
+            return out
+        plan = session.plan
+        return [ScheduleCheck(event.now + max(0.01, min(CHECK_SECONDS, plan.deadline - event.now)))]
+
+    def _rotate_if_due(self, now: float, turn_open: bool, token_ready: bool) -> list[Action]:
+        session = self.session
+        assert session is not None
+        why = session.plan.decide(
+            now,
+            turn_open=turn_open,
+            last_final_at=session.last_final_at,
+            last_turn_message_at=session.last_turn_message_at,
+            token_ready=token_ready or not self.settings.prefetch,
+        )
+        if why is None:
+            return []
+        return self._close(CloseReason(why), drain=False)
+
+    def _ended(self, event: SessionEnded) -> list[Action]:
+        if self.phase not in (Phase.STREAMING, Phase.CLOSING):
+            return []
+        c = event.classified
+        over = c is not None and c.error_class is ErrorClass.SESSION_OVER
+        failed = event.ended_by is EndedBy.SERVER and not over
+        self.policy.session_ended(event.now, failed=failed)
+        self.session = None
+        if failed and c is not None:
+            return self._failed(c)
+        self.attempt = 0
+        return self._advance()
+
+    def _failed(self, classified: Classified) -> list[Action]:
+        if self.stopping:
+            self.phase = Phase.STOPPED
+            return [Finished()]
+        decision = self.policy.next(classified)
+        out: list[Action] = []
+        if decision.discard_spare:  # re-mint; no background refills until a session works
+            out.append(Prefetch(active=False, discard=True))
+        self.attempt += 1
+        self.counters.reconnects += 1
+        out.append(Retrying(classified, decision, self.attempt))
+        out += self._report(
+            EngineState(decision.state),
+            classified.line(),
+            error_class=classified.error_class,
+            retry_in=decision.delay,
+        )
+        self.phase = Phase.BACKOFF
+        out.append(Wait(decision.delay))
+        return out
+
+    # -- budget and stop ---------------------------------------------------------------
+
+    def _budget(self, event: BudgetChanged) -> list[Action]:
+        self.budget_out = event.exhausted
+        if event.exhausted:
+            if self.stopping:
+                return []
+            self._reported = EngineState.BUDGET_EXHAUSTED
+            return [Report(EngineState.BUDGET_EXHAUSTED, event.detail, resets_at=event.resets_at)]
+        state = EngineState.LISTENING if self.settings.voice else EngineState.IDLE
+        return self._report(state, event.detail)
+
+    def _stop(self) -> list[Action]:
+        self.stopping = True
+        if self.phase is Phase.STREAMING:
+            return self._close(CloseReason.STOP, drain=True)
+        if self.phase is Phase.CLOSING:
+            return []  # the session is ending; `SessionEnded` finishes
+        abandon: list[Action] = [Abandon()] if self._opening else []
+        self.phase = Phase.STOPPED
+        return [*abandon, Finished()]
+
+    def _report(
+        self,
+        state: EngineState,
+        detail: str = "",
+        *,
+        error_class: ErrorClass | None = None,
+        session_id: str | None = None,
+        retry_in: float | None = None,
+    ) -> list[Action]:
+        """A state for the status, unless a stop or a used-up budget is what it says."""
+        if self.stopping:
+            return []
+        if self.budget_out and state is not EngineState.BUDGET_EXHAUSTED:
+            return []
+        self._reported = state
+        return [Report(state, detail, error_class, session_id, retry_in)]
