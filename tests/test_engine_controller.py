@@ -11,10 +11,10 @@ import pytest
 
 from edgecap.engine import controller as c
 from edgecap.engine.controller import ControllerSettings, Phase, SessionController
-from edgecap.engine.failures import Classified, ErrorClass
 from edgecap.engine.policy import RetryPolicy, RetrySettings
 from edgecap.engine.states import CloseReason, EndedBy, EngineState
 from edgecap.providers.assemblyai.errors import classify_close
+from edgecap.providers.failures import Classified, ErrorClass
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,6 @@ import pytest
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import Token, renew_at
 from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_message
-from edgecap.engine.failures import ErrorClass
 from edgecap.engine.gaps import GapTracker
 from edgecap.engine.policy import RetryPolicy, RetrySettings
 from edgecap.engine.rotation import RotationPlan
@@ -21,6 +20,7 @@ from edgecap.providers.assemblyai.errors import (
     classify_network,
     classify_token_error,
 )
+from edgecap.providers.failures import ErrorClass
 from edgecap.sim.faults import DEFAULT_REASONS
 
 pytestmark = pytest.mark.unit

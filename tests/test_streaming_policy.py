@@ -8,9 +8,9 @@ import pytest
 
 from edgecap.audio.frame import CaptureClock, Frame
 from edgecap.engine.buffer import AudioBuffer, CatchUpPacer
-from edgecap.engine.failures import ErrorClass
 from edgecap.providers.assemblyai.errors import classify_close, classify_http_status
 from edgecap.providers.assemblyai.messages import Turn, Word
+from edgecap.providers.failures import ErrorClass
 from edgecap.turns.timeline import AudioTimeline
 from edgecap.turns.transcript import build_transcript_turn
 

@@ -19,13 +19,14 @@ from edgecap.app.wiring import (
     admission_settings,
     capture_settings,
     configure_ledger,
+    make_token_client,
     retry_settings,
     secrets_of,
     session_settings,
 )
 from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
-from edgecap.auth.tokens import TokenClient, make_token_client
+from edgecap.auth.tokens import TokenClient
 from edgecap.billing.gate import MicroVadDetector
 from edgecap.billing.ledger import Ledger, billing_summary
 from edgecap.billing.store import LedgerStore

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 from edgecap.engine.controller import Counters, Report
-from edgecap.engine.failures import Classified
 from edgecap.engine.gaps import Gap
+from edgecap.providers.failures import Classified
 from edgecap.turns.transcript import iso_utc
 
 SCHEMA = "edgecap.status/1"

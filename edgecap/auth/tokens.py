@@ -25,7 +25,6 @@ from typing import Protocol
 import httpx
 
 from edgecap import __version__
-from edgecap.config import Config, Secrets
 
 log = logging.getLogger(__name__)
 
@@ -176,28 +175,6 @@ class TokenClient:
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
             expires_in = self._params["expires_in_seconds"]
         return Token(token, started + float(expires_in), started)
-
-
-def make_token_client(config: Config, secrets: Secrets) -> TokenClient:
-    """The token client the configuration asks for."""
-    auth = config.auth
-    if auth.mode == "api_key":
-        return TokenClient(
-            auth.api_token_url,
-            secrets.api_key or "",
-            source="AssemblyAI",
-            expires_in_seconds=auth.token_expires_in_seconds,
-            max_session_seconds=config.session.max_session_seconds,
-            timeout=auth.request_timeout_seconds,
-        )
-    return TokenClient(
-        (auth.token_service_url or "").rstrip("/") + "/v3/token",
-        f"Bearer {secrets.token_service_credential or ''}",
-        source="token service",
-        expires_in_seconds=auth.token_expires_in_seconds,
-        max_session_seconds=config.session.max_session_seconds,
-        timeout=auth.request_timeout_seconds,
-    )
 
 
 class TokenSource(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgecap.config.urls import V3_STREAMING_URL
-from edgecap.engine.failures import Classified, ErrorClass
+from edgecap.providers.failures import Classified, ErrorClass
 
 NetworkKind = Literal["dns", "refused", "tls_verify", "tls", "timeout", "unreachable", "other"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from edgecap.app.wiring import stream_params
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, session_advice
 from edgecap.doctor.loading import DoctorConfig
 from edgecap.doctor.result import CheckResult, failed, passed, skipped, warned
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.session import SessionFailed, SessionSettings, StreamingSession
-from edgecap.engine.types import stream_params
 from edgecap.providers.assemblyai.url import redact_url
 from edgecap.turns.transcript import TranscriptTurn
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 
-from edgecap.auth.tokens import TokenClient, TokenError, make_token_client
-from edgecap.config import Config, SessionConfig
+from edgecap.app import wiring
+from edgecap.auth.tokens import TokenClient, TokenError
+from edgecap.config import SessionConfig
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, token_fix
 from edgecap.doctor.result import CheckResult, failed, passed, skipped
@@ -23,11 +24,9 @@ def token_client(ctx: DoctorContext) -> TokenClient | None:
     if cfg.auth is None:
         return None
     timeout = ctx.options.network_timeout(cfg.auth.request_timeout_seconds)
-    auth = cfg.auth.model_copy(update={"request_timeout_seconds": timeout})
-    config = Config.model_construct(
-        device_id=cfg.device_id, auth=auth, session=cfg.session or SessionConfig()
+    return wiring.token_client(
+        cfg.auth, cfg.session or SessionConfig(), cfg.secrets, timeout=timeout
     )
-    return make_token_client(config, cfg.secrets)
 
 
 async def check_token(ctx: DoctorContext) -> CheckResult:

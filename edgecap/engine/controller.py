@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from edgecap.engine.failures import Classified, ErrorClass
 from edgecap.engine.policy import Decision, RetryPolicy
 from edgecap.engine.rotation import RotationPlan
 from edgecap.engine.states import CloseReason, EndedBy, EngineState
+from edgecap.providers.failures import Classified, ErrorClass
 
 CHECK_SECONDS = 0.25
 """Inside the rotation window: how often a quiet point is looked for between turns."""

@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from edgecap.engine.failures import Classified, ErrorClass
 from edgecap.engine.states import EngineState
+from edgecap.providers.failures import Classified, ErrorClass
 
 RECONNECTING = EngineState.RECONNECTING
 AUTH_FAILED = EngineState.AUTH_FAILED

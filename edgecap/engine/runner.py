@@ -34,7 +34,6 @@ from edgecap.billing.ledger import Ledger
 from edgecap.engine import controller as c
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.controller import ControllerSettings, Counters, SessionController
-from edgecap.engine.failures import Classified, ErrorClass
 from edgecap.engine.gaps import Gap, GapTracker
 from edgecap.engine.policy import RetryPolicy, RetrySettings
 from edgecap.engine.session import StreamingSession
@@ -42,6 +41,7 @@ from edgecap.engine.states import CloseReason, EndedBy, EngineState
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.providers.assemblyai.errors import classify_network, classify_token_error
 from edgecap.providers.assemblyai.messages import Begin, Turn
+from edgecap.providers.failures import Classified, ErrorClass
 from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)

@@ -31,21 +31,18 @@ from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from edgecap import __version__
 from edgecap.engine.buffer import AudioBuffer
-from edgecap.engine.failures import Classified
 from edgecap.engine.inbound import InboundLog, PartialPacer, check_turn_audio
 from edgecap.engine.sender import Sender
 from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.providers.assemblyai.errors import (
-    classify_close,
-    classify_http_status,
     classify_network,
 )
 from edgecap.providers.assemblyai.messages import (
-    TERMINATE,
     Begin,
     ProtocolError,
     ServerError,
@@ -53,10 +50,11 @@ from edgecap.providers.assemblyai.messages import (
     Termination,
     Turn,
     parse_server_message,
-    update_configuration,
 )
+from edgecap.providers.assemblyai.protocol import AssemblyAIProvider
 from edgecap.providers.assemblyai.turns import TurnAssembler
-from edgecap.providers.assemblyai.url import redact_url, streaming_url
+from edgecap.providers.base import StreamingProvider
+from edgecap.providers.failures import Classified
 from edgecap.turns.timeline import AudioTimeline
 from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 
@@ -82,7 +80,10 @@ class StreamingSession:
         self._on_activity = on_activity  # each Turn message: (final?)
         self._ws: ClientConnection | None = None
         self.begin: Begin | None = None
-        self._assembler = TurnAssembler(settings.params.format_turns)
+        self.provider: StreamingProvider = settings.provider or AssemblyAIProvider(
+            settings.url, settings.params
+        )
+        self._assembler = TurnAssembler(bool(settings.params.format_turns))
         self._timeline = AudioTimeline()
         self._termination: Termination | None = None
         self._server_error: ServerError | None = None
@@ -102,11 +103,13 @@ class StreamingSession:
 
     async def open(self, token: str) -> Begin:
         s = self.settings
-        url = streaming_url(s.url, s.params, token)
-        shown = redact_url(url)
+        request = self.provider.connect_request(token)
+        shown = request.shown
         try:
             self._ws = await connect(
-                url,
+                request.url,
+                additional_headers=list(request.headers) or None,
+                subprotocols=[Subprotocol(p) for p in request.subprotocols] or None,
                 open_timeout=s.connect_timeout,
                 user_agent_header=f"edgecap/{__version__}",
                 compression=None,  # PCM does not compress; deflate only costs CPU
@@ -117,7 +120,7 @@ class StreamingSession:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise SessionFailed(classify_http_status(status), "handshake") from exc
+            raise SessionFailed(self.provider.classify_upgrade(status), "handshake") from exc
         except TimeoutError as exc:
             detail = (
                 f"{shown} did not complete the WebSocket handshake within "
@@ -167,7 +170,7 @@ class StreamingSession:
         Termination and the close. Used by `edgecap doctor` so its probe bills about a second."""
         assert self._ws is not None
         try:
-            await self._ws.send(TERMINATE)
+            await self._ws.send(self.provider.terminate_message())
             self._terminate_sent = True
             await asyncio.wait_for(self._receive_loop(), self.settings.terminate_timeout)
         except (TimeoutError, ConnectionClosed):
@@ -198,7 +201,7 @@ class StreamingSession:
         if self._ws is None or self.begin is None:
             return False
         try:
-            await self._ws.send(update_configuration(**fields))
+            await self._ws.send(self.provider.update_message(**fields))
         except ConnectionClosed:
             return False
         return True
@@ -323,7 +326,7 @@ class StreamingSession:
                 with contextlib.suppress(TimeoutError):
                     assert self._sender is not None
                     await asyncio.wait_for(self._sender.drain(), timeout)
-            await self._ws.send(TERMINATE)
+            await self._ws.send(self.provider.terminate_message())
             self._terminate_sent = True
             await asyncio.wait_for(asyncio.shield(receiver), timeout)
         except (TimeoutError, ConnectionClosed):
@@ -407,7 +410,7 @@ class StreamingSession:
         if err is not None:  # the Error frame carries the full reason; the close may not
             code = err.code if err.code is not None else code
             reason = err.message or reason
-        return classify_close(code, reason, after_terminate=self._terminate_sent)
+        return self.provider.classify_close(code, reason, after_terminate=self._terminate_sent)
 
 
 __all__ = ["SessionFailed", "SessionResult", "SessionSettings", "StreamingSession"]

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgecap.config import AudioConfig, EndpointingConfig, StreamingConfig
-from edgecap.engine.failures import Classified
 from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.providers.assemblyai.messages import Termination
 from edgecap.providers.assemblyai.url import StreamParams
-
-
-def stream_params(
-    audio: AudioConfig,
-    streaming: StreamingConfig,
-    endpointing: EndpointingConfig,
-    *,
-    inactivity_timeout: int | None = None,
-) -> StreamParams:
-    """The session's query parameters, as configured (every one sent explicitly)."""
-    return StreamParams(
-        inactivity_timeout=inactivity_timeout,
-        sample_rate=audio.sample_rate,
-        speech_model=streaming.speech_model,
-        format_turns=streaming.format_turns,
-        end_of_turn_confidence_threshold=endpointing.end_of_turn_confidence_threshold,
-        min_turn_silence=endpointing.min_turn_silence,
-        max_turn_silence=endpointing.max_turn_silence,
-    )
+from edgecap.providers.base import StreamingProvider
+from edgecap.providers.failures import Classified
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +26,9 @@ class SessionSettings:
     idle_history_ms: int = 1000
     """Sent audio kept for replay while no turn is open (speech not yet announced)."""
     pacer_burst_seconds: float = 0.1
+    provider: StreamingProvider | None = None
+    """The provider's protocol (the way in, control messages); None: AssemblyAI v3 with a
+    token in the query."""
 
 
 class SessionFailed(Exception):

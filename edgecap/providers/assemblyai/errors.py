@@ -19,7 +19,7 @@ prefix is consulted before the code.
 
 from __future__ import annotations
 
-from edgecap.engine.failures import Classified, ErrorClass
+from edgecap.providers.failures import Classified, ErrorClass
 
 _V3 = "wss://streaming.assemblyai.com/v3/ws"
 _AUTH_TODO = (

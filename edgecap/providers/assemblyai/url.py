@@ -10,40 +10,77 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 @dataclass(frozen=True, slots=True)
 class StreamParams:
+    """The session's query parameters. None: not sent (the model's own default)."""
+
     sample_rate: int
     speech_model: str
-    format_turns: bool
-    end_of_turn_confidence_threshold: float
-    min_turn_silence: int
-    max_turn_silence: int
+    format_turns: bool | None
+    end_of_turn_confidence_threshold: float | None
+    min_turn_silence: int | None
+    max_turn_silence: int | None
     encoding: str = "pcm_s16le"
     inactivity_timeout: int | None = None
     keyterms_prompt: tuple[str, ...] = ()
+    prompt: str | None = None
+    language_detection: bool | None = None
+    language_code: str | None = None
+    language_codes: tuple[str, ...] = ()
+    mode: str | None = None
+    vad_threshold: float | None = None
+    voice_focus: str | None = None
+    speaker_labels: bool | None = None
+    max_speakers: int | None = None
 
     def query(self) -> dict[str, str]:
-        """Every parameter sent explicitly: server defaults have changed over time."""
+        """Every configured parameter sent explicitly: server defaults have changed over
+        time, and the server ignores what it does not know (so nothing is left implicit)."""
         q = {
             "sample_rate": str(self.sample_rate),
             "encoding": self.encoding,
             "speech_model": self.speech_model,
-            "format_turns": "true" if self.format_turns else "false",
-            "end_of_turn_confidence_threshold": f"{self.end_of_turn_confidence_threshold:g}",
-            "min_turn_silence": str(self.min_turn_silence),
-            "max_turn_silence": str(self.max_turn_silence),
         }
-        if self.inactivity_timeout is not None:
-            q["inactivity_timeout"] = str(self.inactivity_timeout)
-        if self.keyterms_prompt:
-            q["keyterms_prompt"] = json.dumps(list(self.keyterms_prompt))
+        optional: dict[str, object] = {
+            "format_turns": self.format_turns,
+            "end_of_turn_confidence_threshold": self.end_of_turn_confidence_threshold,
+            "min_turn_silence": self.min_turn_silence,
+            "max_turn_silence": self.max_turn_silence,
+            "inactivity_timeout": self.inactivity_timeout,
+            "keyterms_prompt": list(self.keyterms_prompt) or None,
+            "prompt": self.prompt,
+            "language_detection": self.language_detection,
+            "language_code": self.language_code,
+            "language_codes": list(self.language_codes) or None,
+            "mode": self.mode,
+            "vad_threshold": self.vad_threshold,
+            "voice_focus": self.voice_focus,
+            "speaker_labels": self.speaker_labels,
+            "max_speakers": self.max_speakers,
+        }
+        for key, value in optional.items():
+            if value is not None:
+                q[key] = _query_value(value)
         return q
 
 
-def streaming_url(base: str, params: StreamParams, token: str) -> str:
-    """The WebSocket URL for one session, with the single-use token in `token=`."""
+def _query_value(value: object) -> str:
+    """Booleans as true/false, lists as JSON text (as the SDKs send them), numbers short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def streaming_url(base: str, params: StreamParams, token: str | None) -> str:
+    """The WebSocket URL for one session, with the single-use token in `token=` (none when
+    the credential travels in a header or a subprotocol)."""
     parts = urlsplit(base)
     query: dict[str, str] = dict(parse_qsl(parts.query))
     query.update(params.query())
-    query["token"] = token
+    if token is not None:
+        query["token"] = token
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
