@@ -72,7 +72,11 @@ def test_minimal_file_gets_documented_defaults(tmp_path: Path) -> None:
     assert cfg.audio.frame_ms == 50
     assert cfg.streaming.url == "wss://streaming.assemblyai.com/v3/ws"
     assert cfg.streaming.speech_model == "universal-streaming-english"
-    assert (cfg.endpointing.min_turn_silence, cfg.endpointing.max_turn_silence) == (400, 1280)
+    assert cfg.endpointing.effective_turn_silence(cfg.streaming.speech_model) == (400, 1280)
+    assert cfg.endpointing.effective_confidence_threshold(cfg.streaming.speech_model) == 0.4
+    assert cfg.streaming.effective_format_turns is True
+    assert cfg.streaming.effective_vad_threshold == 0.4
+    assert loaded.warnings == ()
     assert cfg.mqtt.host == "localhost"
     assert cfg.mqtt.port == 1883
     assert cfg.state_dir == Path("/var/lib/private/edgecap")

@@ -15,12 +15,20 @@ MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 
 
 def config_problem(
-    message: str, *, key: str | None = None, more: tuple[str, ...] = ()
+    message: str,
+    *,
+    key: str | None = None,
+    index: int | None = None,
+    more: tuple[str, ...] = (),
 ) -> Exception:
-    """A validation error carrying a finished message; ``key`` names the field to blame."""
+    """A validation error carrying a finished message; ``key`` names the field to blame
+    (a dotted path from where the validator runs), ``index`` the item of an array
+    (shown as ``key[index]``)."""
     context: dict[str, Any] = {"message": message, "problems": (message, *more)}
     if key is not None:
         context["key"] = key
+    if index is not None:
+        context["index"] = index
     return PydanticCustomError(CUSTOM_ERROR_TYPE, "{message}", context)
 
 

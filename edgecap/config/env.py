@@ -3,13 +3,16 @@
 Section and key are case-insensitive. ``EDGECAP_DEVICE_ID`` and ``EDGECAP_STATE_DIR``
 override the top-level keys. Values stay strings; pydantic's lax mode converts
 them. An empty value for a key whose default is unset (e.g. ``mqtt.username``)
-means "unset". Other ``EDGECAP_*`` names without ``__`` (``EDGECAP_CONFIG``, the
-secret variables) are not overrides and are ignored here. A name or value that is not
-UTF-8 (os.environ holds such bytes as lone surrogates) is refused, never shown.
+means "unset". Array keys (``streaming.keyterms``) take a JSON array
+(``EDGECAP_STREAMING__KEYTERMS='["edgecap", "Raspberry Pi"]'``); empty means none.
+Other ``EDGECAP_*`` names without ``__`` (``EDGECAP_CONFIG``, the secret variables) are not
+overrides and are ignored here. A name or value that is not UTF-8 (os.environ holds such
+bytes as lone surrogates) is refused, never shown.
 """
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 
 from edgecap.config.base import is_utf8, printable
 from edgecap.config.model import SECTION_MODELS
-from edgecap.config.problems import inline_secret_hint, suggest_key
+from edgecap.config.problems import array_example, inline_secret_hint, suggest_key
 
 ENV_PREFIX = "EDGECAP_"
 SEPARATOR = "__"
@@ -30,6 +33,33 @@ def _accepts_none(model: type[BaseModel], key: str) -> bool:
     if get_origin(annotation) in (Union, types.UnionType):
         return type(None) in get_args(annotation)
     return False
+
+
+def _is_array(model: type[BaseModel], key: str) -> bool:
+    annotation = model.model_fields[key].annotation
+    options = (
+        get_args(annotation)
+        if get_origin(annotation) in (Union, types.UnionType)
+        else (annotation,)
+    )
+    return any(get_origin(option) in (tuple, list) for option in options)
+
+
+def _override_value(model: type[BaseModel], key: str, value: str) -> tuple[Any, str | None]:
+    """The value an override gives ``key``, or a problem. Arrays are written as JSON."""
+    if value == "" and _accepts_none(model, key):
+        return None, None
+    if not _is_array(model, key):
+        return value, None
+    if value.strip() == "":
+        return [], None
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+        parsed = None
+    if not isinstance(parsed, list):
+        return None, f"must be a JSON array, e.g. {array_example(key)} (the value is not)"
+    return parsed, None
 
 
 def apply_env_overrides(
@@ -87,6 +117,10 @@ def apply_env_overrides(
         table = result.setdefault(section, {})
         if not isinstance(table, dict):
             continue  # the file's own `section = <not a table>` is reported by validation
-        table[key] = None if value == "" and _accepts_none(model, key) else value
+        parsed, problem = _override_value(model, key, value)
+        if problem is not None:
+            problems.append(f"environment variable {var}: {problem}")
+            continue
+        table[key] = parsed
         sources[f"{section}.{key}"] = f"environment variable {var}"
     return result, sources, problems

@@ -10,10 +10,12 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from edgecap.config.auth import AuthMode
 from edgecap.config.base import is_utf8, path_problem
 from edgecap.config.env import apply_env_overrides
 from edgecap.config.files import read_toml
-from edgecap.config.model import SECTION_MODELS, AuthMode, Config, default_state_dir
+from edgecap.config.lint import config_warnings
+from edgecap.config.model import SECTION_MODELS, Config, default_state_dir
 from edgecap.config.problems import (
     ConfigError,
     internal_error_problem,
@@ -32,7 +34,8 @@ class LoadedConfig:
     """A validated configuration, its resolved secrets and the file it came from.
 
     ``warnings`` are one-line notes that do not stop the daemon (a secret file others can
-    read); `check-config` prints them and the daemon logs them at start.
+    read, a key that has no effect in the chosen mode or model: ``lint.config_warnings``);
+    `check-config` prints them and the daemon logs them at start.
     """
 
     config: Config
@@ -185,7 +188,8 @@ def _load(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Loaded
             f"mqtt.password_file: the MQTT password ({secrets.sources['mqtt_password']}) is "
             "longer than 65535 bytes, the most MQTT can carry; use a shorter one"
         )
+    all_warnings = (*secrets.warnings, *config_warnings(config))
     if problems:
-        raise ConfigError(_dedupe(problems), secrets.warnings)
-    warnings = tuple(one_line(w) for w in secrets.warnings)
+        raise ConfigError(_dedupe(problems), all_warnings)
+    warnings = tuple(one_line(w) for w in all_warnings)
     return LoadedConfig(config, secrets, config_path, warnings)

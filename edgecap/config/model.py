@@ -1,5 +1,8 @@
 """Pydantic models of the configuration file: schema, defaults, ranges, cross-field rules.
 
+The `[auth]` section is in ``auth.py``, `[streaming]` and `[endpointing]` in ``streaming.py``,
+`[session]` in ``session.py``; rules spanning sections in ``crosscheck.py``.
+
 Validation problems raised here are ``PydanticCustomError`` of type ``edgecap``
 whose context holds the ready-made message (and, for rules spanning two keys,
 the key to blame); ``edgecap.config.problems`` turns them into one-line problems.
@@ -18,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from edgecap.config.auth import AuthConfig, AuthMode
 from edgecap.config.base import (
     FilePath,
     Float,
@@ -28,38 +32,36 @@ from edgecap.config.base import (
     _usable_path,
     config_problem,
 )
+from edgecap.config.crosscheck import check_endpointing, check_proxy, resolve_api_token_url
+from edgecap.config.models_table import SpeechModel
 from edgecap.config.session import SessionConfig
-from edgecap.config.urls import (
-    TOKEN_PATH_SUFFIX,
-    V3_STREAMING_URL,
-    V3_TOKEN_URL,
-    check_http_url,
-    check_streaming_url,
-    host_problem,
-)
+from edgecap.config.streaming import EndpointingConfig, StreamingConfig
+from edgecap.config.urls import host_problem
+
+__all__ = [  # the section models and names that used to live here stay importable
+    "SECTION_MODELS",
+    "AudioConfig",
+    "AuthConfig",
+    "AuthMode",
+    "Config",
+    "EndpointingConfig",
+    "LoggingConfig",
+    "MqttConfig",
+    "SpeechModel",
+    "SpoolConfig",
+    "StreamingConfig",
+    "default_device_id",
+    "default_state_dir",
+    "sanitise_device_id",
+]
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_NAME_CHARS = 1024  # device, user and topic names: far below MQTT's 65535-byte strings
-MAX_URL_CHARS = 2048
-# Network waits: long enough for a slow link, short enough that a stuck peer is noticed.
-MAX_NETWORK_TIMEOUT_SECONDS = 60
-MAX_TERMINATE_TIMEOUT_SECONDS = 30
 DEFAULT_STATE_DIR = Path("/var/lib/edgecap")
-TOKEN_SERVICE_EXAMPLE = "https://keypool.example.com/v1/assemblyai"  # noqa: S105 - a URL
 
-SpeechModel = Literal[
-    "universal-streaming-english",
-    "universal-streaming-multilingual",
-    "u3-rt-pro",
-    "universal-3-5-pro",
-    "universal-3-6-pro",
-]
-AuthMode = Literal["token_service", "api_key"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogTarget = Literal["auto", "journal", "stderr"]
 MqttProtocol = Literal["3.1.1", "5"]
-
-_DEPRECATED_SPEECH_MODELS = {"u3-pro": "u3-rt-pro"}
 
 
 def sanitise_device_id(raw: str) -> str:
@@ -107,119 +109,6 @@ class AudioConfig(_Section):
                 f"{self.frame_ms} ms at {self.sample_rate} Hz is not a whole number of samples; "
                 "pick a frame_ms that divides evenly (e.g. 50 or 100)",
                 key="frame_ms",
-            )
-        return self
-
-
-class AuthConfig(_Section):
-    mode: AuthMode = "token_service"
-    token_service_url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
-    credential_file: FilePath | None = None
-    api_key_file: FilePath | None = None
-    api_token_url: str = Field(default=V3_TOKEN_URL, max_length=MAX_URL_CHARS)
-    token_expires_in_seconds: Int = Field(default=60, ge=1, le=600)
-    request_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _mode_lower(cls, value: object) -> object:
-        return _lower(value)
-
-    @field_validator("token_service_url")
-    @classmethod
-    def _check_token_service_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        problems = check_http_url(
-            value, forbid_suffix=TOKEN_PATH_SUFFIX, example=TOKEN_SERVICE_EXAMPLE
-        )
-        if problems:
-            raise config_problem(problems[0], more=tuple(problems[1:]))
-        return value.rstrip("/")
-
-    @field_validator("api_token_url")
-    @classmethod
-    def _check_api_token_url(cls, value: str) -> str:
-        problems = check_http_url(value, require_suffix=TOKEN_PATH_SUFFIX, example=V3_TOKEN_URL)
-        if problems:
-            raise config_problem(problems[0], more=tuple(problems[1:]))
-        return value
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> AuthConfig:
-        if self.mode == "token_service" and self.token_service_url is None:
-            raise config_problem(
-                'required when auth.mode = "token_service": the token service base URL, '
-                f'e.g. "{TOKEN_SERVICE_EXAMPLE}" (or set auth.mode = "api_key")',
-                key="token_service_url",
-            )
-        return self
-
-
-class StreamingConfig(_Section):
-    url: str = Field(default=V3_STREAMING_URL, max_length=MAX_URL_CHARS)
-    speech_model: SpeechModel = "universal-streaming-english"
-    format_turns: bool = True
-    connect_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
-    begin_timeout_seconds: Float = Field(default=10.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
-    terminate_timeout_seconds: Float = Field(default=5.0, gt=0, le=MAX_TERMINATE_TIMEOUT_SECONDS)
-    # Resilience (issue 3): reconnect policy, replay buffer and catch-up pacing.
-    reconnect_max_seconds: Float = Field(default=30.0, ge=0.1, le=3600)
-    stable_session_seconds: Float = Field(default=30.0, ge=1, le=3600)
-    quick_failure_seconds: Float = Field(default=10.0, gt=0, le=600)
-    quick_failure_count: Int = Field(default=3, ge=2, le=100)
-    cooldown_seconds: Float = Field(default=300.0, ge=1, le=86400)
-    replay_buffer_seconds: Float = Field(default=30.0, ge=1, le=600)
-    catchup_rate: Float = Field(default=1.2, gt=1.0, le=2.0)
-
-    @model_validator(mode="after")
-    def _resilience_checks(self) -> StreamingConfig:
-        if self.quick_failure_seconds > self.stable_session_seconds:
-            raise config_problem(
-                f"must be <= streaming.stable_session_seconds ({self.stable_session_seconds:g}); "
-                f"got {self.quick_failure_seconds:g}",
-                key="quick_failure_seconds",
-            )
-        if self.cooldown_seconds < self.reconnect_max_seconds:
-            raise config_problem(
-                f"must be >= streaming.reconnect_max_seconds ({self.reconnect_max_seconds:g}); "
-                f"got {self.cooldown_seconds:g}",
-                key="cooldown_seconds",
-            )
-        return self
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        problems = check_streaming_url(value)
-        if problems:
-            raise config_problem(problems[0], more=tuple(problems[1:]))
-        return value
-
-    @field_validator("speech_model", mode="before")
-    @classmethod
-    def _deprecated_model(cls, value: object) -> object:
-        value = _lower(value)
-        if isinstance(value, str) and value in _DEPRECATED_SPEECH_MODELS:
-            replacement = _DEPRECATED_SPEECH_MODELS[value]
-            raise config_problem(
-                f'"{value}" is a deprecated alias; use "{replacement}" (got "{value}")'
-            )
-        return value
-
-
-class EndpointingConfig(_Section):
-    end_of_turn_confidence_threshold: Float = Field(default=0.4, ge=0, le=1)
-    min_turn_silence: Int = Field(default=400, ge=50, le=10000)
-    max_turn_silence: Int = Field(default=1280, ge=50, le=10000)
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> EndpointingConfig:
-        if self.max_turn_silence < self.min_turn_silence:
-            raise config_problem(
-                f"must be >= endpointing.min_turn_silence ({self.min_turn_silence} ms); "
-                f"got {self.max_turn_silence}",
-                key="max_turn_silence",
             )
         return self
 
@@ -381,6 +270,16 @@ class Config(_Section):
     @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.effective_client_id(self.device_id)
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Config:
+        check_proxy(self.auth, self.streaming)
+        check_endpointing(self.streaming, self.endpointing)
+        auth = resolve_api_token_url(self.auth, self.streaming)
+        if auth is not self.auth:
+            # The model is frozen; this runs once, on the instance being validated.
+            object.__setattr__(self, "auth", auth)
+        return self
 
     @field_validator("device_id")
     @classmethod

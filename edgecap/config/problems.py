@@ -198,7 +198,15 @@ def _bounds_text(model: type[BaseModel] | None, field: str) -> str | None:
 def _literal_choices(model: type[BaseModel] | None, field: str) -> list[str]:
     if model is None or field not in model.model_fields:
         return []
-    return [str(a) for a in get_args(model.model_fields[field].annotation) if isinstance(a, str)]
+    args = get_args(model.model_fields[field].annotation)
+    if args and not any(isinstance(a, str) for a in args):  # an optional Literal
+        args = tuple(a for arg in args for a in get_args(arg))
+    return [str(a) for a in args if isinstance(a, str)]
+
+
+def array_example(key: str) -> str:
+    """A sample value of the array key ``key``, for problem lines."""
+    return '["de", "en"]' if key == "language_codes" else '["edgecap", "Raspberry Pi"]'
 
 
 _TYPE_WORDS = {
@@ -237,6 +245,8 @@ def _describe(err: ErrorDetails, loc: Sequence[str]) -> str:
         return f"must be at most {err.get('ctx', {}).get('max_length')} characters long"
     if kind in ("path_type", "path_parsing"):
         return "must be a path (a string)"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be an array, e.g. {array_example(field)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a table ([{'.'.join(loc)}])"
     if kind == "missing":
@@ -257,6 +267,14 @@ def _describe(err: ErrorDetails, loc: Sequence[str]) -> str:
     return message[:1].lower() + message[1:]
 
 
+def _key_path(loc: Sequence[str | int]) -> str:
+    """``streaming.keyterms[3]``: dotted names, array items as ``[index]``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
+
+
 def validation_problems(
     exc: ValidationError, env_sources: Mapping[str, str] | None = None
 ) -> list[str]:
@@ -264,22 +282,27 @@ def validation_problems(
     env_sources = env_sources or {}
     problems: list[str] = []
     for err in exc.errors(include_url=False):
-        loc = [shorten(str(part)) for part in err["loc"]]
+        loc: list[str | int] = [
+            part if isinstance(part, int) else shorten(str(part)) for part in err["loc"]
+        ]
+        names = [part for part in loc if isinstance(part, str)]
         kind = err["type"]
         if kind == "extra_forbidden":
-            problems.append(unknown_key_problem(loc))
+            problems.append(unknown_key_problem(names))
             continue
         if kind == CUSTOM_ERROR_TYPE:
             ctx = err.get("ctx", {})
             if "key" in ctx:
                 loc.append(str(ctx["key"]))
+            if isinstance(ctx.get("index"), int):
+                loc.append(ctx["index"])
             messages = [str(m) for m in ctx.get("problems", (err["msg"],))]
             suffix = ""
         else:
-            messages = [_describe(err, loc)]
+            messages = [_describe(err, names if names == loc else [*names, ""])]
             suffix = f"got {show_value(err.get('input'))}"
-        path = ".".join(loc) or "(top level)"
-        source = env_sources.get(path)
+        path = _key_path(loc) or "(top level)"
+        source = env_sources.get(_key_path([part for part in loc if isinstance(part, str)]))
         if source:
             suffix = f"{suffix}, from {source}" if suffix else f"from {source}"
         for message in messages:

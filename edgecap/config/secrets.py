@@ -190,7 +190,8 @@ def resolve_secrets(
     base_dir: Path,
     skip: frozenset[str] = frozenset(),
 ) -> tuple[Secrets, list[str]]:
-    """Resolve what ``auth_mode`` needs plus the optional MQTT password.
+    """Resolve what ``auth_mode`` needs plus the optional MQTT password: the token-service
+    credential for "token_service" and "proxy", the API key for "api_key".
 
     ``auth_mode`` None (unknown) skips the auth secrets; names in ``skip`` (secret
     names whose file key is itself invalid) are not resolved.
@@ -200,10 +201,9 @@ def resolve_secrets(
     problems: list[str] = []
     warnings: list[str] = []
     wanted: list[tuple[SecretSpec, Path | None, str | None]] = []
-    if auth_mode == "token_service":
-        wanted.append(
-            (TOKEN_SERVICE_CREDENTIAL, credential_file, 'when auth.mode = "token_service"')
-        )
+    if auth_mode in ("token_service", "proxy"):  # the same team credential for both
+        why = f'when auth.mode = "{auth_mode}"'
+        wanted.append((TOKEN_SERVICE_CREDENTIAL, credential_file, why))
     elif auth_mode == "api_key":
         wanted.append((ASSEMBLYAI_API_KEY, api_key_file, 'when auth.mode = "api_key"'))
     wanted.append((MQTT_PASSWORD, password_file, None))

@@ -8,12 +8,26 @@ are where people paste credentials.
 from __future__ import annotations
 
 import ipaddress
+from types import MappingProxyType
+from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 V3_STREAMING_URL = "wss://streaming.assemblyai.com/v3/ws"
 V3_TOKEN_URL = "https://streaming.assemblyai.com/v3/token"  # noqa: S105 - a URL
 STREAMING_PATH_SUFFIX = "/v3/ws"
 TOKEN_PATH_SUFFIX = "/v3/token"  # noqa: S105 - a URL path
+PROXY_STREAMING_EXAMPLE = "wss://<keypool>/v1/assemblyai/v3/ws"
+
+Region = Literal["global", "us", "eu"]
+# global: routed to the nearest region; us/eu: data residency (the data stays in that zone).
+REGION_HOSTS: MappingProxyType[Region, str] = MappingProxyType(
+    {
+        "global": "streaming.assemblyai.com",
+        "us": "streaming.us.assemblyai.com",
+        "eu": "streaming.eu.assemblyai.com",
+    }
+)
+_HOST_REGIONS = {host: region for region, host in REGION_HOSTS.items()}
 
 # Query parameter names that carry credentials (compared case-insensitively).
 CREDENTIAL_PARAMS = frozenset({"token", "api_key", "apikey", "key", "authorization"})
@@ -34,6 +48,36 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def region_streaming_url(region: Region) -> str:
+    """AssemblyAI's streaming WebSocket URL for ``region``."""
+    return f"wss://{REGION_HOSTS[region]}{STREAMING_PATH_SUFFIX}"
+
+
+def region_token_url(region: Region) -> str:
+    """AssemblyAI's temporary-token URL for ``region`` (same host as the WebSocket)."""
+    return f"https://{REGION_HOSTS[region]}{TOKEN_PATH_SUFFIX}"
+
+
+def url_host(url: str) -> str:
+    """The lower-cased host of ``url`` without a trailing dot ("" when it has none)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return ""
+    return (host or "").rstrip(".")
+
+
+def is_assemblyai_host(host: str) -> bool:
+    """True for assemblyai.com and its subdomains."""
+    name = host.lower().rstrip(".")
+    return name == "assemblyai.com" or name.endswith(".assemblyai.com")
+
+
+def region_of_url(url: str) -> Region | None:
+    """The region whose AssemblyAI streaming or token host ``url`` names, else None."""
+    return _HOST_REGIONS.get(url_host(url))
 
 
 def host_problem(host: str) -> str | None:
