@@ -19,24 +19,26 @@ from edgecap.app.wiring import (
     admission_settings,
     capture_settings,
     configure_ledger,
-    make_token_client,
+    credential_source,
     retry_settings,
     secrets_of,
     session_settings,
+    stream_params,
 )
 from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
-from edgecap.auth.tokens import TokenClient
+from edgecap.auth.tokens import CredentialSource
 from edgecap.billing.gate import MicroVadDetector
 from edgecap.billing.ledger import Ledger, billing_summary
 from edgecap.billing.store import LedgerStore
-from edgecap.config import ConfigError, LoadedConfig, load_config
+from edgecap.config import Config, ConfigError, LoadedConfig, load_config
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.providers.assemblyai.messages import Turn
+from edgecap.providers.assemblyai.url import live_changes
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.systemd.journal import set_level, setup_logging, update_secrets
 from edgecap.systemd.notify import Notifier
@@ -67,7 +69,7 @@ class Daemon:
         self.stop = asyncio.Event()
         self.state = "starting"
         self.frames = 0
-        self.tokens: TokenClient = make_token_client(cfg, loaded.secrets)
+        self.tokens: CredentialSource = credential_source(cfg.auth, cfg.session, loaded.secrets)
         # Billed time per day, persisted in the state directory (survives restarts).
         self.ledger = configure_ledger(Ledger(), cfg)
         self.ledger_store = LedgerStore.open(cfg.state_dir, self.ledger, now=time.time())
@@ -84,6 +86,7 @@ class Daemon:
             reporter=self.status,
             counters=self.status.counters,  # one counters object, published in the status
             retry=retry_settings(cfg),
+            prefetch=cfg.auth.mints_tokens,  # a spare single-use token; none to keep else
             admission=admission_settings(cfg),
             vad=self.vad,
             ledger=self.ledger,
@@ -398,8 +401,8 @@ class Daemon:
             if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
                 log.warning("reload: gate and VAD changes take effect after a restart")
             log.info("reload: budget, reset time and session limits apply from now")
-        if "endpointing" in changed:
-            await self._apply_endpointing()
+        if {"streaming", "endpointing"} & set(changed):
+            await self._apply_streaming(old.config)
         if "audio" in changed:
             log.info("reload: restarting audio capture on %s", new.config.audio.device)
             self.engine.audio_available(False)  # the open session ends; reopens with audio
@@ -419,15 +422,24 @@ class Daemon:
                 "reload: auth changes take effect after a restart (systemctl restart edgecap)"
             )
 
-    async def _apply_endpointing(self) -> None:
-        ep = self.loaded.config.endpointing
-        sent = await self.engine.update_session(
-            end_of_turn_confidence_threshold=ep.end_of_turn_confidence_threshold,
-            min_turn_silence=ep.min_turn_silence,
-            max_turn_silence=ep.max_turn_silence,
+    async def _apply_streaming(self, old: Config) -> None:
+        """Keyterms, prompt and endpointing go to the live session (UpdateConfiguration, no
+        reconnect); the rest applies from the next session."""
+        new = self.loaded.config
+        live, later = live_changes(
+            stream_params(old.audio, old.streaming, old.endpointing),
+            stream_params(new.audio, new.streaming, new.endpointing),
         )
-        where = "to the live session (UpdateConfiguration)" if sent else "from the next session"
-        log.info("reload: endpointing applied %s", where)
+        if live:
+            sent = await self.engine.update_session(**live)
+            where = "to the live session (UpdateConfiguration, no reconnect)"
+            log.info(
+                "reload: %s applied %s",
+                ", ".join(sorted(live)),
+                where if sent else "from the next session (none is open)",
+            )
+        if later:
+            log.info("reload: %s apply from the next session", ", ".join(sorted(later)))
 
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("received %s, stopping", sig.name)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edgecap.audio.capture import CaptureSettings
 from edgecap.audio.level import level_limit
-from edgecap.auth.tokens import TokenClient
+from edgecap.auth.tokens import CredentialSource, StaticCredential, TokenClient
 from edgecap.billing.admission import AdmissionSettings
 from edgecap.billing.gate import GateMode, GateSettings
 from edgecap.billing.ledger import Ledger
@@ -20,6 +22,7 @@ from edgecap.config import (
 )
 from edgecap.engine.policy import RetrySettings
 from edgecap.engine.types import SessionSettings
+from edgecap.providers.assemblyai.protocol import AssemblyAIProvider, AuthForm
 from edgecap.providers.assemblyai.url import StreamParams
 
 
@@ -36,15 +39,65 @@ def stream_params(
     *,
     inactivity_timeout: int | None = None,
 ) -> StreamParams:
-    """The session's query parameters, as configured (every one sent explicitly)."""
+    """The session's query parameters, as configured: what the model takes, resolved per
+    model (None: not sent, the model's own default applies)."""
+    model = streaming.speech_model
+    min_silence, max_silence = endpointing.effective_turn_silence(model)
     return StreamParams(
-        inactivity_timeout=inactivity_timeout,
         sample_rate=audio.sample_rate,
-        speech_model=streaming.speech_model,
-        format_turns=streaming.format_turns,
-        end_of_turn_confidence_threshold=endpointing.end_of_turn_confidence_threshold,
-        min_turn_silence=endpointing.min_turn_silence,
-        max_turn_silence=endpointing.max_turn_silence,
+        speech_model=model,
+        format_turns=streaming.effective_format_turns,
+        end_of_turn_confidence_threshold=endpointing.effective_confidence_threshold(model),
+        min_turn_silence=min_silence,
+        max_turn_silence=max_silence,
+        inactivity_timeout=inactivity_timeout,
+        keyterms_prompt=tuple(streaming.keyterms),
+        prompt=streaming.prompt,
+        language_detection=True if streaming.language_detection else None,
+        language_code=streaming.language_code,
+        language_codes=tuple(streaming.effective_language_codes or ()),
+        mode=streaming.mode,
+        vad_threshold=streaming.vad_threshold,
+        voice_focus=streaming.voice_focus,
+        speaker_labels=True if streaming.speaker_labels else None,
+        max_speakers=streaming.max_speakers,
+    )
+
+
+def auth_form(auth: AuthConfig) -> AuthForm:
+    """How the session's upgrade request carries the credential."""
+    if auth.mode == "proxy":
+        return "proxy_header" if auth.proxy_auth == "header" else "proxy_subprotocol"
+    if auth.mode == "api_key" and auth.api_key_auth == "header":
+        return "api_key_header"
+    return "token_query"
+
+
+def session_settings_for(
+    device_id: str,
+    *,
+    audio: AudioConfig,
+    auth: AuthConfig,
+    streaming: StreamingConfig,
+    endpointing: EndpointingConfig,
+    session: SessionConfig,
+    timeout: Callable[[float], float] = float,
+) -> SessionSettings:
+    """One session's settings from the sections (the daemon and the doctor; `timeout`
+    maps each configured network wait, e.g. to the doctor's shorter one)."""
+    params = stream_params(
+        audio, streaming, endpointing, inactivity_timeout=session.inactivity_timeout_seconds or None
+    )
+    return SessionSettings(
+        url=streaming.url,
+        params=params,
+        device_id=device_id,
+        connect_timeout=timeout(streaming.connect_timeout_seconds),
+        begin_timeout=timeout(streaming.begin_timeout_seconds),
+        terminate_timeout=timeout(streaming.terminate_timeout_seconds),
+        max_session_seconds=session.max_session_seconds,
+        catchup_rate=streaming.catchup_rate,
+        provider=AssemblyAIProvider(streaming.url, params, auth_form(auth)),
     )
 
 
@@ -73,20 +126,13 @@ def retry_settings(cfg: Config) -> RetrySettings:
 
 
 def session_settings(cfg: Config) -> SessionSettings:
-    return SessionSettings(
-        url=cfg.streaming.url,
-        params=stream_params(
-            cfg.audio,
-            cfg.streaming,
-            cfg.endpointing,
-            inactivity_timeout=cfg.session.inactivity_timeout_seconds or None,
-        ),
-        device_id=cfg.device_id,
-        connect_timeout=cfg.streaming.connect_timeout_seconds,
-        begin_timeout=cfg.streaming.begin_timeout_seconds,
-        terminate_timeout=cfg.streaming.terminate_timeout_seconds,
-        max_session_seconds=cfg.session.max_session_seconds,
-        catchup_rate=cfg.streaming.catchup_rate,
+    return session_settings_for(
+        cfg.device_id,
+        audio=cfg.audio,
+        auth=cfg.auth,
+        streaming=cfg.streaming,
+        endpointing=cfg.endpointing,
+        session=cfg.session,
     )
 
 
@@ -134,5 +180,13 @@ def token_client(
     )
 
 
-def make_token_client(config: Config, secrets: Secrets) -> TokenClient:
-    return token_client(config.auth, config.session, secrets)
+def credential_source(
+    auth: AuthConfig, session: SessionConfig, secrets: Secrets, *, timeout: float | None = None
+) -> CredentialSource:
+    """What opens each session: a token client that mints single-use tokens, or (proxy,
+    API key in the header) the credential itself."""
+    if auth.mints_tokens:
+        return token_client(auth, session, secrets, timeout=timeout)
+    if auth.mode == "proxy":
+        return StaticCredential(secrets.token_service_credential or "", "KeyPool proxy")
+    return StaticCredential(secrets.api_key or "", "AssemblyAI API key")

@@ -181,6 +181,33 @@ class TokenSource(Protocol):
     async def fetch(self) -> Token: ...
 
 
+class CredentialSource(TokenSource, Protocol):
+    """What opens each session: a token client, or a credential used as it is."""
+
+    @property
+    def source(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StaticCredential:
+    """A credential that opens every session itself, nothing minted: the team credential
+    through a KeyPool-compatible proxy, or an API key sent in the upgrade's header."""
+
+    def __init__(self, value: str, source: str, *, clock: Callable[[], float] = time.monotonic):
+        self._value = value
+        self.source = source
+        self._clock = clock
+        self.url = ""
+
+    async def fetch(self) -> Token:
+        now = self._clock()
+        return Token(self._value, float("inf"), now)
+
+    async def aclose(self) -> None:
+        pass
+
+
 def renew_at(token: Token, margin: float = 5.0) -> float:
     """When a spare token is replaced: at 3/4 of its lifetime or `margin` seconds before it
     expires, whichever is earlier, but not before half of it (short-lived tokens)."""

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from edgecap.auth.tokens import Token, TokenClient
+from edgecap.auth.tokens import CredentialSource, Token
 from edgecap.doctor.loading import DoctorConfig
 
 DEFAULT_RECORD_SECONDS = 2.0
@@ -49,7 +49,7 @@ class DoctorContext:
 
     cfg: DoctorConfig
     options: DoctorOptions
-    tokens: TokenClient | None = None
+    tokens: CredentialSource | None = None
     token: Token | None = None
     token_problem: str = ""
     audio_ok: bool = False

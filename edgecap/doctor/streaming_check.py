@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from edgecap.app.wiring import stream_params
+from edgecap.app import wiring
+from edgecap.config import SessionConfig
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, session_advice
 from edgecap.doctor.loading import DoctorConfig
@@ -20,19 +21,19 @@ CHECK = "streaming"
 
 
 def session_settings(ctx: DoctorContext) -> SessionSettings | None:
-    """The session the daemon would open, with the doctor's timeouts; None if unknown."""
+    """The session the daemon would open (the daemon's own wiring), with the doctor's
+    timeouts; None if unknown."""
     cfg: DoctorConfig = ctx.cfg
-    if cfg.streaming is None or cfg.endpointing is None or cfg.audio is None:
+    if cfg.streaming is None or cfg.endpointing is None or cfg.audio is None or cfg.auth is None:
         return None
-    s, ep, opts = cfg.streaming, cfg.endpointing, ctx.options
-    return SessionSettings(
-        url=s.url,
-        params=stream_params(cfg.audio, s, ep),
-        device_id=cfg.device_id,
-        connect_timeout=opts.network_timeout(s.connect_timeout_seconds),
-        begin_timeout=opts.network_timeout(s.begin_timeout_seconds),
-        terminate_timeout=opts.network_timeout(s.terminate_timeout_seconds),
-        max_session_seconds=cfg.session.max_session_seconds if cfg.session else 3600,
+    return wiring.session_settings_for(
+        cfg.device_id,
+        audio=cfg.audio,
+        auth=cfg.auth,
+        streaming=cfg.streaming,
+        endpointing=cfg.endpointing,
+        session=cfg.session or SessionConfig(),
+        timeout=ctx.options.network_timeout,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from edgecap.app import wiring
-from edgecap.auth.tokens import TokenClient, TokenError
+from edgecap.auth.tokens import CredentialSource, TokenClient, TokenError
 from edgecap.config import SessionConfig
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, token_fix
@@ -18,15 +18,15 @@ from edgecap.doctor.result import CheckResult, failed, passed, skipped
 CHECK = "token"
 
 
-def token_client(ctx: DoctorContext) -> TokenClient | None:
-    """The daemon's token client for this configuration, with the doctor's timeout."""
+def token_client(ctx: DoctorContext) -> CredentialSource | None:
+    """What the daemon opens sessions with for this configuration (a token client, or the
+    credential itself), with the doctor's timeout."""
     cfg = ctx.cfg
     if cfg.auth is None:
         return None
     timeout = ctx.options.network_timeout(cfg.auth.request_timeout_seconds)
-    return wiring.token_client(
-        cfg.auth, cfg.session or SessionConfig(), cfg.secrets, timeout=timeout
-    )
+    session = cfg.session or SessionConfig()
+    return wiring.credential_source(cfg.auth, session, cfg.secrets, timeout=timeout)
 
 
 async def check_token(ctx: DoctorContext) -> CheckResult:
@@ -35,16 +35,25 @@ async def check_token(ctx: DoctorContext) -> CheckResult:
     if auth is None:
         ctx.token_problem = "no valid [auth] section"  # noqa: S105 - not a secret
         return skipped(CHECK, cfg.unavailable("auth"))
-    service = auth.mode == "token_service"
+    service = auth.uses_team_credential
     secret_name = "token_service_credential" if service else "api_key"
     secret = cfg.secrets.token_service_credential if service else cfg.secrets.api_key
     what = "token-service credential" if service else "AssemblyAI API key"
     if not secret:
         ctx.token_problem = f"no {what}"
         return skipped(CHECK, f"not run: no {what} was found (see config)")
-    client = token_client(ctx)
-    assert client is not None
-    ctx.tokens = client
+    source = token_client(ctx)
+    assert source is not None
+    ctx.tokens = source
+    if not isinstance(source, TokenClient):  # proxy, or the key in the upgrade's header
+        ctx.token = await source.fetch()
+        how = "the KeyPool proxy" if auth.mode == "proxy" else "the API key in its header"
+        return skipped(
+            CHECK,
+            f"not needed: auth.mode = {auth.mode!r} mints no token; the streaming check "
+            f"connects through {how}",
+        )
+    client = source
     url_key = "auth.token_service_url" if service else "auth.api_token_url"
     started = time.monotonic()
     try:

@@ -62,6 +62,40 @@ class StreamParams:
         return q
 
 
+LIVE_FIELDS = frozenset(
+    {
+        "end_of_turn_confidence_threshold",
+        "min_turn_silence",
+        "max_turn_silence",
+        "keyterms_prompt",
+        "prompt",
+        "mode",
+        "vad_threshold",
+    }
+)
+"""What UpdateConfiguration changes on a running session (no reconnect)."""
+
+LiveValue = float | int | bool | list[str] | str
+
+
+def live_changes(old: StreamParams, new: StreamParams) -> tuple[dict[str, LiveValue], list[str]]:
+    """What changed between two sessions' parameters: the fields UpdateConfiguration can
+    send now (`keyterms_prompt = []` clears the terms), and the names that only a new
+    session applies (a new model, sample rate, language or speaker options, or a value
+    going back to the model's default, which cannot be sent)."""
+    live: dict[str, LiveValue] = {}
+    later: list[str] = []
+    for name in StreamParams.__dataclass_fields__:
+        before, after = getattr(old, name), getattr(new, name)
+        if before == after:
+            continue
+        if name in LIVE_FIELDS and after is not None:
+            live[name] = list(after) if isinstance(after, tuple) else after
+        else:
+            later.append(name)
+    return live, later
+
+
 def _query_value(value: object) -> str:
     """Booleans as true/false, lists as JSON text (as the SDKs send them), numbers short."""
     if isinstance(value, bool):
