@@ -51,7 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--drop-after",
         type=float,
-        help="seconds after Begin (default: past the supervisor's stable-session threshold; "
+        help="seconds after Begin (default: past the engine's stable-session threshold; "
         "--quick 5, which includes the backoff after a quick failure)",
     )
     parser.add_argument("--stagger", type=float, default=3.0, help="seconds between daemons")

@@ -249,7 +249,7 @@ def markdown(r: Report) -> str:
         reconnect_section(r.reconnect),
         "",
         "**Catch-up** (the resilient-streaming issue's measurement: the daemon's own "
-        "supervisor, session, buffer and pacer against the simulators; a drop, then every "
+        "engine, session, buffer and pacer against the simulators; a drop, then every "
         "connect refused for the outage; live again = backlog <= 100 ms; the backlog drains "
         "at `catchup_rate` - 1):",
         "",

@@ -1,7 +1,7 @@
 """Catch-up after an outage: how long until the stream is live again (backlog <= 100 ms).
 
 The measurement is `scripts/measure_reconnect.py`'s (the resilient-streaming issue's): the
-daemon's own supervisor, session, buffer, pacer and token client against the simulators,
+daemon's own engine, session, buffer, pacer and token client against the simulators,
 a drop followed by every connect refused (HTTP 503) for the outage, under a real-time check
 stricter than the simulator's default (1.21x + 0.3 s) that must never fire. The backlog
 drains at `catchup_rate` - 1 (0.2 s of audio per second at the default 1.2x).

@@ -119,7 +119,7 @@ class Daemon:
     # -- state -------------------------------------------------------------------------
 
     def set_state(self, state: str, detail: str = "", error_class: str | None = None) -> None:
-        """States the daemon itself knows (audio_unavailable, stopping); the supervisor
+        """States the daemon itself knows (audio_unavailable, stopping); the engine
         sets the streaming ones on the same `StatusModel`."""
         self.status.set_state(state, detail=detail, error_class=error_class)
 

@@ -219,7 +219,7 @@ def renew_at(token: Token, margin: float = 5.0) -> float:
 class TokenPrefetcher:
     """Holds one spare token from `source`; `get()` hands it out (or fetches one).
 
-    The background refill runs only while `active` (the supervisor activates it once a
+    The background refill runs only while `active` (the engine activates it once a
     session is streaming, so a device without audio spends no token). Refill failures are
     logged and retried with backoff; they never affect a running session.
     """

@@ -1,7 +1,7 @@
 """Whether a billed session should be open right now (no I/O).
 
 Combines the voice gate (`edgecap.billing.gate`) and the daily budget into per-frame decisions for
-the supervisor:
+the engine:
 
 - `always`: a session is wanted whenever the budget allows.
 - `voice`: a session is wanted from a voice onset until `idle_close_seconds` without speech,

@@ -1,9 +1,9 @@
-"""The supervisor's billing side: voice gating per frame, the ledger and the daily budget.
+"""The engine's billing side: voice gating per frame, the ledger and the daily budget.
 
 Decisions come from the sans-I/O `Admission` (gate + budget) and `Ledger`; this class feeds
 them the frames, the session's turn state and the clocks, records each session (through a
 `BillingStore`, which persists it) and says when the budget runs out or is renewed. The
-supervisor acts on what it returns (open, close, report a state).
+engine acts on what it returns (open, close, report a state).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What to do after a session failed or ended (no I/O; time and randomness are injected).
 
-The supervisor reports every session that reached `Begin` (`session_began`,
+The controller reports every session that reached `Begin` (`session_began`,
 `session_ended`) and asks for a `Decision` after each failure (`next`). The decision says
 how long to wait, which state to report and whether the spare token must be thrown away.
 
