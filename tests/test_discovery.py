@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from edgecap.mqtt.discovery import (
     ATTRIBUTE_FIELDS,
+    OPTIONAL_ATTRIBUTE_FIELDS,
     STATE_MAX_CHARS,
     discovery_message,
     discovery_payload,
@@ -45,8 +47,12 @@ PLATFORM_KEYS = {
 
 
 def render(template: str, value_json: dict[str, Any]) -> str:
-    """The two template forms edgecap uses, rendered the way Jinja would:
-    `{{ value_json.<field> | tojson }}` and `{{ value_json.<field>[:N] }}`."""
+    """The template forms edgecap uses, rendered the way Jinja would (checked once against
+    Jinja 3.1's sandbox, the environment Home Assistant renders in):
+    `{{ value_json.<field> | tojson }}`, `{{ value_json.<field>[:N] }}`,
+    `{{ value_json.<field> | default(<none or a number>) | tojson }}` and
+    `{{ 'a' if value_json.<field> is defined else 'b' }}`. A field used without a default
+    must be in the payload (Jinja would render an undefined field, HA would log it)."""
 
     def tojson(m: re.Match[str]) -> str:
         return json.dumps(value_json[m.group(1)])
@@ -54,14 +60,23 @@ def render(template: str, value_json: dict[str, Any]) -> str:
     def sliced(m: re.Match[str]) -> str:
         return str(value_json[m.group(1)])[: int(m.group(2))]
 
+    def default(m: re.Match[str]) -> str:
+        absent = None if m.group(2) == "none" else int(m.group(2))
+        return json.dumps(value_json.get(m.group(1), absent))
+
+    def defined(m: re.Match[str]) -> str:
+        return m.group(1) if m.group(2) in value_json else m.group(3)
+
     out = re.sub(r"\{\{ value_json\.(\w+) \| tojson \}\}", tojson, template)
     out = re.sub(r"\{\{ value_json\.(\w+)\[:(\d+)\] \}\}", sliced, out)
+    out = re.sub(r"\{\{ value_json\.(\w+) \| default\((none|\d+)\) \| tojson \}\}", default, out)
+    out = re.sub(r"\{\{ '(\w+)' if value_json\.(\w+) is defined else '(\w+)' \}\}", defined, out)
     assert "{{" not in out, f"unrendered template part in {out!r}"
     return out
 
 
-def sample_turn(text: str) -> dict[str, Any]:
-    return TranscriptTurn(
+def sample_turn(text: str, **changes: Any) -> dict[str, Any]:
+    turn = TranscriptTurn(
         id="sess-1:4",
         device_id="kitchen-pi",
         session_id="sess-1",
@@ -75,7 +90,8 @@ def sample_turn(text: str) -> dict[str, Any]:
         ended_at=1_790_000_002.5,
         speech_model="universal-streaming-english",
         formatted=True,
-    ).payload()
+    )
+    return replace(turn, **changes).payload()
 
 
 def test_topic_is_device_discovery_with_a_valid_object_id() -> None:
@@ -127,12 +143,17 @@ def test_turns_are_an_event_entity_with_full_text_in_the_attributes() -> None:
     assert len(events) == 1
     event = events[0]
     assert event["state_topic"] == "edgecap/kitchen-pi/transcript"
-    assert event["event_types"] == ["turn"]
+    assert event["event_types"] == ["turn", "revision"]
     long_text = "word " * 120  # 600 characters: more than a state may hold
     rendered = json.loads(render(event["value_template"], sample_turn(long_text)))
     assert rendered["event_type"] == "turn"
     assert rendered["text"] == long_text  # attributes are not truncated
-    assert set(rendered) == {"event_type", *ATTRIBUTE_FIELDS}
+    assert set(rendered) == {"event_type", *ATTRIBUTE_FIELDS, *OPTIONAL_ATTRIBUTE_FIELDS}
+    assert (rendered["speaker"], rendered["language_confidence"], rendered["revision"]) == (
+        None,
+        None,
+        0,
+    )
     assert rendered["id"] == "sess-1:4"
     assert rendered["started_at"].endswith("Z")
 
@@ -161,3 +182,16 @@ def test_discovery_prefix_is_configurable() -> None:
     topic, _ = discovery_message(Topics("edgecap", "kitchen-pi", "ha"))
     assert topic.startswith("ha/device/")
     assert Topics("edgecap", "kitchen-pi", "ha").ha_status == "ha/status"
+
+
+def test_a_speaker_revision_is_a_revision_event_not_another_turn() -> None:
+    components = discovery_payload(TOPICS)["components"]
+    revised = sample_turn("Turn on the lights.", speaker="B", revision=1)
+    event = json.loads(render(components["turn"]["value_template"], revised))
+    assert (event["event_type"], event["id"], event["speaker"]) == ("revision", "sess-1:4", "B")
+    assert event["revision"] == 1
+    first = json.loads(render(components["turn"]["value_template"], sample_turn("x", speaker="A")))
+    assert (first["event_type"], first["speaker"], first["revision"]) == ("turn", "A", 0)
+    sensor = components["last_turn"]
+    assert render(sensor["value_template"], revised) == "Turn on the lights."  # state as before
+    assert json.loads(render(sensor["json_attributes_template"], revised))["speaker"] == "B"

@@ -20,6 +20,7 @@ from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from edgecap.mqtt.topics import Topics
 from edgecap.providers.assemblyai.limits import (
+    MAX_LABEL_CHARS,
     MAX_TEXT_CHARS,
     MAX_TURN_ORDER,
     MAX_WORDS,
@@ -230,10 +231,23 @@ def test_word_texts_together_are_bounded_too() -> None:
 def test_worst_case_transcript_payload_stays_under_the_documented_size() -> None:
     """docs/mqtt.md promises subscribers a transcript payload under 200 KB."""
     per_word = MAX_TEXT_CHARS // MAX_WORDS
-    words = [word("\u20ac" * per_word, 10 * i, 10 * i + 5, 0.123456789) for i in range(MAX_WORDS)]
-    turn = parse_turn(turn_text(words, transcript="\u20ac" * MAX_TEXT_CHARS))
+    label = f'"speaker":"{"W" * MAX_LABEL_CHARS}"'
+    words = [
+        word("\u20ac" * per_word, 10 * i, 10 * i + 5, 0.123456789)[:-1] + f",{label}}}"
+        for i in range(MAX_WORDS)
+    ]
+    language = "abcdefgh" + "-abcdefgh" * 3  # 35 characters
+    frame = turn_text(words, transcript="\u20ac" * MAX_TEXT_CHARS).replace(
+        '"words"',
+        f'"speaker_label":"{"T" * MAX_LABEL_CHARS}","language_code":"{language}",'
+        '"language_confidence":0.123456789,"words"',
+    )
+    turn = parse_turn(frame)
     assert len(turn.words) == MAX_WORDS
-    assert len(publish_form(turn)) < 200_000
+    assert turn.speaker_label is not None
+    assert turn.words[-1].speaker is not None
+    assert turn.language_code is not None
+    assert len(publish_form(turn)) < 200_000, len(publish_form(turn))
 
 
 # -- serialisation ------------------------------------------------------------------------------

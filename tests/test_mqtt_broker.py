@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,52 @@ async def test_partials_and_hermes_only_when_enabled(
     assert by_topic["hermes/asr/textCaptured"]["text"] == "Turn on the lights."
     assert by_topic["hermes/asr/textCaptured"]["siteId"] == DEVICE
     assert by_topic[f"{T}/transcript"]["id"] == "sess:1"
+
+
+def labelled_turn(n: int, speaker: str, revision: int = 0) -> TranscriptTurn:
+    return replace(make_turn(n, f"turn number {n}"), speaker=speaker, revision=revision)
+
+
+async def test_a_speaker_revision_follows_its_turn_with_the_same_id_and_not_on_hermes(
+    mqtt_broker: MosquittoBroker, service_factory: Callable[..., MqttService]
+) -> None:
+    topics = [f"{T}/transcript", "hermes/asr/textCaptured"]
+    with MqttCollector(LOCAL, mqtt_broker.port, topics) as sub:
+        service = service_factory(mqtt_broker.port, hermes=True)
+        await connected(service)
+        service.publish_turn(labelled_turn(0, "A"))
+        await sub.await_for(lambda m: m.topic == f"{T}/transcript", 10)
+        service.publish_turn(labelled_turn(0, "B", revision=1))
+        service.publish_turn(labelled_turn(1, "A"))  # Hermes gets this one: a marker
+        await sub.await_for(lambda m: m.topic == "hermes/asr/textCaptured", 10, count=2)
+        await sub.await_for(lambda m: m.topic == f"{T}/transcript", 10, count=3)
+    transcripts = [m.json() for m in sub.on_topic(f"{T}/transcript")]
+    assert [(p["id"], p.get("revision", 0), p["speaker"]) for p in transcripts] == [
+        ("sess:0", 0, "A"),
+        ("sess:0", 1, "B"),
+        ("sess:1", 0, "A"),
+    ]
+    hermes = [m.json()["sessionId"] for m in sub.on_topic("hermes/asr/textCaptured")]
+    assert hermes == ["sess:0", "sess:1"]  # the revision was not a second voice command
+    await delivered(service)
+
+
+async def test_a_revision_replaces_its_turn_while_the_broker_is_down(
+    tmp_path: Path, service_factory: Callable[..., MqttService]
+) -> None:
+    broker = MosquittoBroker(tmp_path, start=False)
+    try:
+        service = service_factory(broker.port)
+        service.publish_turn(labelled_turn(0, "A"))
+        service.publish_turn(labelled_turn(1, "B"))
+        service.publish_turn(labelled_turn(0, "B", revision=1))
+        assert service.outbox.depth == 2
+        broker.start()
+        with MqttCollector(LOCAL, broker.port, f"{T}/transcript") as sub:
+            got = await sub.await_for(lambda m: True, 10, count=2)
+            await delivered(service)
+        assert [(m.json()["id"], m.json()["revision"]) for m in got[:1]] == [("sess:0", 1)]
+        assert [m.json()["id"] for m in got] == ["sess:0", "sess:1"]
+        assert len(sub.messages) == 2  # the superseded payload was never sent
+    finally:
+        broker.stop()

@@ -72,9 +72,9 @@ def test_termination_error_and_legacy_error_forms() -> None:
 
 
 def test_unknown_types_are_returned_not_rejected() -> None:
-    msg = parse_server_message('{"type":"SpeakerRevision","x":1}')
+    msg = parse_server_message('{"type":"LLMGatewayResponse","x":1}')
     assert isinstance(msg, Unknown)
-    assert msg.type == "SpeakerRevision"
+    assert msg.type == "LLMGatewayResponse"
 
 
 @pytest.mark.parametrize(

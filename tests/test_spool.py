@@ -209,6 +209,58 @@ def test_after_a_reconnect_newer_turns_follow_the_resent_ones(spool: SqliteSpool
     assert client.payloads == [turn(n)[2] for n in (1, 2, 3)]
 
 
+def revised(n: int, revision: int) -> tuple[str, str, bytes]:
+    return f"s:{n}", TOPIC, f'{{"id":"s:{n}","revision":{revision}}}'.encode()
+
+
+def test_a_revision_of_a_waiting_turn_takes_its_place(spool: SqliteSpool) -> None:
+    outbox, client, loop = make_outbox(spool)
+    for n in range(3):
+        outbox.add(*turn(n))
+    outbox.add(*revised(1, 1), revision=1)  # turn 1 was never handed to the client
+    outbox.add(*revised(1, 2), revision=2)
+    assert spool.depth() == 3
+    assert outbox.counters.replaced == 2
+    outbox.connected()
+    assert client.payloads == [turn(0)[2], revised(1, 2)[2], turn(2)[2]]  # in turn order
+    ack_all(outbox, client, loop)
+    assert spool.depth() == 0
+    assert outbox.counters.delivered == 3
+
+
+def test_a_revision_of_a_turn_already_handed_over_follows_it(spool: SqliteSpool) -> None:
+    outbox, client, loop = make_outbox(spool)
+    outbox.connected()
+    outbox.add(*turn(1))
+    outbox.disconnected()  # turn 1 is in the client: it re-sends it, the old payload
+    outbox.add(*turn(2))
+    outbox.add(*revised(1, 1), revision=1)
+    assert spool.depth() == 3
+    assert outbox.counters.replaced == 0
+    outbox.connected()
+    outbox.acked(client.sent[0][0])
+    loop.run()
+    assert client.payloads == [turn(1)[2], turn(2)[2], revised(1, 1)[2]]
+    ack_all(outbox, client, loop)
+    assert spool.depth() == 0
+
+    outbox.add(*revised(2, 1), revision=1)  # turn 2 was delivered and deleted long ago
+    assert client.payloads[-1] == revised(2, 1)[2]
+
+
+def test_a_revision_survives_a_restart_in_place_of_its_turn(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first, _, _ = make_outbox(open_spool(state))  # the broker is down
+    first.add(*turn(1))
+    first.add(*turn(2))
+    first.add(*revised(1, 1), revision=1)
+    first.close()  # killed
+
+    second, client, _ = make_outbox(open_spool(state))
+    second.connected()
+    assert client.payloads == [revised(1, 1)[2], turn(2)[2]]
+
+
 def test_undelivered_turns_are_published_first_after_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first, client, loop = make_outbox(open_spool(state))

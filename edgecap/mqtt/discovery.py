@@ -5,10 +5,12 @@ the device and its entities, following Home Assistant's documented device discov
 (`device` and `origin` at the root, entities under `components`, each with `platform` and
 `unique_id`; shared `availability` and `qos`):
 
-- `turn`: an MQTT **event** entity fired by every transcript (`event_type: "turn"`); the
-  turn's text and fields are its attributes, never truncated;
+- `turn`: an MQTT **event** entity fired by every transcript (`event_type: "turn"`, or
+  `"revision"` when a speaker revision publishes a turn again, so an automation acting on
+  turns does not act twice); the turn's text and fields are its attributes, never
+  truncated;
 - `last_turn`: a sensor showing the last text (states are capped at 255 characters, so
-  the state is cut there; the full text is in its attributes);
+  the state is cut there; the full text is in its attributes, which a revision updates);
 - `state`: the daemon state from the `status` topic;
 - `billed`: billed streaming seconds since start, from the `stats` topic;
 - `spool`: transcripts waiting for the broker, from the `stats` topic.
@@ -27,6 +29,7 @@ from edgecap.mqtt.topics import OFFLINE, ONLINE, Topics
 
 STATE_MAX_CHARS = 255  # Home Assistant rejects longer entity states
 EVENT_TYPE = "turn"
+REVISION_EVENT_TYPE = "revision"
 
 # The turn fields an event carries as attributes (the word list stays on the topic).
 ATTRIBUTE_FIELDS = (
@@ -42,16 +45,27 @@ ATTRIBUTE_FIELDS = (
     "language_code",
     "speech_model",
 )
+# Fields a turn carries only sometimes, with what the attribute is when it does not.
+OPTIONAL_ATTRIBUTE_FIELDS = {"speaker": "none", "language_confidence": "none", "revision": "0"}
 
 
 def _json_template(fields: tuple[str, ...], leading: str = "") -> str:
     """A template rendering selected `edgecap.turn/1` fields as one JSON object."""
     parts = [leading] if leading else []
     parts += [f'"{name}":{{{{ value_json.{name} | tojson }}}}' for name in fields]
+    parts += [
+        f'"{name}":{{{{ value_json.{name} | default({absent}) | tojson }}}}'
+        for name, absent in OPTIONAL_ATTRIBUTE_FIELDS.items()
+    ]
     return "{" + ",".join(parts) + "}"
 
 
-EVENT_TEMPLATE = _json_template(ATTRIBUTE_FIELDS, leading=f'"event_type":"{EVENT_TYPE}"')
+# A revision (the payload has `revision`) is another event type than a new turn.
+EVENT_TYPE_TEMPLATE = (
+    f'"event_type":"{{{{ \'{REVISION_EVENT_TYPE}\' if value_json.revision is defined '
+    f"else '{EVENT_TYPE}' }}}}\""
+)
+EVENT_TEMPLATE = _json_template(ATTRIBUTE_FIELDS, leading=EVENT_TYPE_TEMPLATE)
 ATTRIBUTES_TEMPLATE = _json_template(ATTRIBUTE_FIELDS)
 TEXT_STATE_TEMPLATE = f"{{{{ value_json.text[:{STATE_MAX_CHARS}] }}}}"
 STATUS_STATE_TEMPLATE = (
@@ -77,7 +91,7 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
             "name": "Turn",
             "icon": "mdi:account-voice",
             "state_topic": topics.transcript,
-            "event_types": [EVENT_TYPE],
+            "event_types": [EVENT_TYPE, REVISION_EVENT_TYPE],
             "value_template": EVENT_TEMPLATE,
         },
         "last_turn": {

@@ -6,6 +6,10 @@ a turn leaves the spool only when the broker has acknowledged it; after a reconn
 restart it may be sent again, always with the same `id`. While the disk fails the spool
 lives in memory (`statedb.StateDb`), and every turn still goes through the same window
 and counters.
+
+A speaker revision of a turn (the same `id`, a higher `revision`) that is still waiting in
+the spool takes the place of the earlier payload there, so only the newest is sent; once
+the earlier one was handed to the client, the revision is spooled after it and follows it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class OutboxCounters:
     delivered: int = 0
     evicted: int = 0
     rejected: int = 0
+    replaced: int = 0
+    """Revisions that took the place of an earlier payload still waiting in the spool."""
 
 
 class TurnOutbox:
@@ -76,12 +82,19 @@ class TurnOutbox:
                 age,
             )
 
-    def add(self, turn_id: str, topic: str, payload: bytes) -> None:
-        """Commit a final turn to the spool, then publish it when the window allows."""
+    def add(self, turn_id: str, topic: str, payload: bytes, *, revision: int = 0) -> None:
+        """Commit a final turn to the spool, then publish it when the window allows.
+
+        `revision` above 0: the payload is a revision of turn `turn_id`, published before;
+        it replaces that turn's payload where it still waits in the spool, and is spooled
+        after it (as a turn of its own) when the earlier one has been handed over."""
         if self._closed:
             log.error("turn %s arrived after the MQTT outbox was closed; not published", turn_id)
             return
         try:  # a failing disk moves the spool to memory; this fails only if memory does
+            if revision and self.spool.replace_waiting(turn_id, payload, self.window.last_seq):
+                self.counters.replaced += 1
+                return
             self.spool.add(turn_id, topic, payload, self._clock())
         except sqlite3.Error as exc:
             log.error("turn %s could not be spooled, even in memory (%s); lost", turn_id, exc)

@@ -155,9 +155,14 @@ class MqttService:
     # -- what the daemon publishes -------------------------------------------------------
 
     def publish_turn(self, turn: TranscriptTurn) -> None:
-        """Spool a final turn (durable) and publish it; Hermes too when enabled."""
-        self.outbox.add(turn.id, self.topics.transcript, turn.to_json())
-        if self.options.hermes:
+        """Spool a final turn (durable) and publish it; Hermes too when enabled.
+
+        Also for a speaker revision of a turn published before (`turn.revision` above 0,
+        from `edgecap.turns.revisions.SessionTurns.apply`): it goes to `transcript` with the
+        same `id` (replacing the earlier payload if that still waits in the spool), not to
+        Hermes, where the turn was a voice command already acted on."""
+        self.outbox.add(turn.id, self.topics.transcript, turn.to_json(), revision=turn.revision)
+        if self.options.hermes and turn.revision == 0:
             self.publisher.publish(
                 self.topics.hermes_text_captured, text_captured(turn, self._clock()), qos=0
             )

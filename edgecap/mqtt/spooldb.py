@@ -98,6 +98,19 @@ class SqliteSpool:
 
         return self.db.write(insert, record=True)
 
+    def replace_waiting(self, turn_id: str, payload: bytes, after: int) -> int:
+        """Give the rows of `turn_id` after row `after` (those not handed to the client yet)
+        the newer `payload`, in place (a speaker revision of a turn still waiting); returns
+        how many rows it changed."""
+
+        def update(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "UPDATE turns SET payload = ? WHERE id = ? AND seq > ?", (payload, turn_id, after)
+            )
+            return max(cur.rowcount, 0)
+
+        return self.db.write(update, record=True)
+
     def delete(self, seqs: Iterable[int]) -> int:
         """Delete delivered rows in one transaction; returns how many existed."""
         rows = [(s,) for s in seqs]
@@ -160,7 +173,8 @@ class SqliteSpool:
 
 def _adopt(found: sqlite3.Connection, db: sqlite3.Connection) -> int:
     """Turns in a spool file this run had not read, appended after the current ones (turns
-    already held are skipped by id)."""
+    already held are skipped by id: a copy of this run's rows, or an earlier revision of a
+    turn whose newer revision this run holds)."""
     held = {row[0] for row in db.execute("SELECT id FROM turns")}
     rows = [
         row

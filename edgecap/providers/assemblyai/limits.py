@@ -33,6 +33,14 @@ MAX_SECONDS = 86_400.0
 MAX_UNIX_SECONDS = 10_000_000_000
 """`Begin.expires_at` is Unix seconds before the year 2286."""
 MAX_CLOSE_CODE = 65_535
+MAX_LABEL_CHARS = 16
+"""A speaker label ("A", "B", ..., "UNKNOWN", "PENDING"): letters, digits, `_`, `-`."""
+MAX_LANGUAGE_CHARS = 35
+"""A language code (BCP 47 says 35 characters are enough for any tag in practice)."""
+MAX_REVISIONS = 100_000
+"""Entries kept from one `SpeakerRevision` (one per revised turn of the session)."""
+MAX_REVISION_WORDS = 200_000
+"""Words kept from one `SpeakerRevision`, all its entries together."""
 
 
 class ProtocolError(ValueError):

@@ -1,12 +1,14 @@
 """Parsing of v3 server messages and building of client messages (no I/O).
 
-Follows the v3 wire protocol (Begin / Turn / Termination / Error / Warning, discriminated by
-`type`). Unknown types are returned as `Unknown` and ignored by callers, as the protocol
-requires. A malformed message (a missing field, a wrong type, a number that is not finite
-or out of range: see `limits.py`) raises `ProtocolError` with a one-line description; the
-session logs it and skips the message rather than dropping the connection. Text is made
-safe (lone surrogates replaced) and bounded here, so nothing downstream can fail on it;
-a Turn that was changed says so (`truncated`, `repairs`).
+Follows the v3 wire protocol (Begin / Turn / SpeakerRevision / Termination / Error /
+Warning, discriminated by `type`). Unknown types are returned as `Unknown` and ignored by
+callers, as the protocol requires. A malformed message (a missing field, a wrong type, a
+number that is not finite or out of range: see `limits.py`) raises `ProtocolError` with a
+one-line description; the session logs it and skips the message rather than dropping the
+connection. Text is made safe (lone surrogates replaced) and bounded here, so nothing
+downstream can fail on it. An optional field that is unusable (a speaker label or language
+code that is not one, a confidence out of range) is dropped and the message used without
+it (`fields.py`). A Turn that was changed says so (`truncated`, `repairs`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from edgecap.providers.assemblyai.fields import NUMBER, Repairs, field, optional
 from edgecap.providers.assemblyai.limits import (
     MAX_AUDIO_MS,
     MAX_CLOSE_CODE,
@@ -31,6 +34,12 @@ from edgecap.providers.assemblyai.limits import (
     show,
     unicode_safe,
 )
+from edgecap.providers.assemblyai.revision import (
+    RevisedWord,
+    SpeakerRevision,
+    TurnRevision,
+    parse_speaker_revision,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,8 @@ class Word:
     end_ms: int
     confidence: float
     is_final: bool
+    speaker: str | None = None
+    """With `speaker_labels`: who said it ("A", "B", ...; "UNKNOWN", "PENDING")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,9 @@ class Turn:
     utterance: str = ""
     language_code: str | None = None
     language_confidence: float | None = None
+    speaker_label: str | None = None
+    """With `speaker_labels`: the turn's speaker ("A", "B", ...; "UNKNOWN" when the turn is
+    too short to tell, "PENDING" when not decided yet); None otherwise."""
     truncated: bool = False
     """The transcript or the word list was cut to the limits (`limits.py`)."""
     repairs: tuple[str, ...] = ()
@@ -95,75 +109,15 @@ class Unknown:
     raw: dict[str, Any]
 
 
-ServerMessage = Begin | Turn | Termination | ServerError | ServerWarning | Unknown
+ServerMessage = Begin | Turn | SpeakerRevision | Termination | ServerError | ServerWarning | Unknown
 
 
-def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
-    if name not in data:
-        raise ProtocolError(f"{what} message without {name!r}")
-    value = data[name]
-    # bool is an int subclass: never accept it where a number is expected
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ProtocolError(f"{what}.{name} should be {_kind_name(kind)}, got {value!r}")
-    if not isinstance(value, kind):
-        raise ProtocolError(f"{what}.{name} should be {_kind_name(kind)}, got {show(value)}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def _optional(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = data.get(name)
-    if value is None or isinstance(value, bool) or not isinstance(value, kind):
-        return None
-    return value
-
-
-_NUMBER = (int, float)
-_NOTES_SHOWN = 3
-
-
-class _TextBudget:
-    """Sanitises the text fields of one message and notes what it changed."""
-
-    def __init__(self) -> None:
-        self.replaced = 0
-        self.repairs: list[str] = []
-        self.more = 0
-
-    def note(self, repair: str) -> None:
-        if len(self.repairs) < _NOTES_SHOWN:
-            self.repairs.append(repair)
-        else:
-            self.more += 1
-
-    def text(self, value: str, limit: int, what: str) -> str:
-        if len(value) > limit:
-            self.note(f"{what} cut from {len(value)} to {limit} characters")
-            value = value[:limit]
-        safe, n = unicode_safe(value)
-        self.replaced += n
-        return safe
-
-    def notes(self) -> tuple[str, ...]:
-        if self.more:
-            self.repairs.append(f"{self.more} more cut(s)")
-        if self.replaced:
-            self.repairs.append(
-                f"{self.replaced} lone UTF-16 surrogate(s) (invalid Unicode) replaced by U+FFFD"
-            )
-        return tuple(self.repairs)
-
-
-def _parse_word(raw: Any, index: int, previous_start: int, texts: _TextBudget) -> Word:
+def _parse_word(raw: Any, index: int, previous_start: int, texts: Repairs) -> Word:
     what = f"Turn.words[{index}]"
     if not isinstance(raw, dict):
         raise ProtocolError(f"{what} should be an object")
-    start = int(number(_field(raw, "start", _NUMBER, what), f"{what}.start", 0, MAX_AUDIO_MS))
-    end = int(number(_field(raw, "end", _NUMBER, what), f"{what}.end", 0, MAX_AUDIO_MS))
+    start = int(number(field(raw, "start", NUMBER, what), f"{what}.start", 0, MAX_AUDIO_MS))
+    end = int(number(field(raw, "end", NUMBER, what), f"{what}.end", 0, MAX_AUDIO_MS))
     if end < start:
         raise ProtocolError(f"{what} ends ({end} ms) before it starts ({start} ms)")
     if start < previous_start:
@@ -171,17 +125,18 @@ def _parse_word(raw: Any, index: int, previous_start: int, texts: _TextBudget) -
             f"{what} starts at {start} ms, before the word ahead of it ({previous_start} ms): "
             "words out of order"
         )
-    confidence = number(_field(raw, "confidence", _NUMBER, what), f"{what}.confidence", 0, 1)
+    confidence = number(field(raw, "confidence", NUMBER, what), f"{what}.confidence", 0, 1)
     return Word(
-        text=texts.text(_field(raw, "text", str, what), MAX_TEXT_CHARS, f"{what}.text"),
+        text=texts.text(field(raw, "text", str, what), MAX_TEXT_CHARS, f"{what}.text"),
         start_ms=start,
         end_ms=end,
         confidence=float(confidence),
         is_final=bool(raw.get("word_is_final", True)),
+        speaker=texts.label(raw, "speaker", what),
     )
 
 
-def _parse_words(words_raw: list[Any], texts: _TextBudget) -> tuple[tuple[Word, ...], bool]:
+def _parse_words(words_raw: list[Any], texts: Repairs) -> tuple[tuple[Word, ...], bool]:
     """The words that fit the limits (in order), and whether any were dropped."""
     words: list[Word] = []
     chars = 0
@@ -198,27 +153,27 @@ def _parse_words(words_raw: list[Any], texts: _TextBudget) -> tuple[tuple[Word, 
 
 
 def _parse_turn(data: dict[str, Any]) -> Turn:
-    texts = _TextBudget()
-    order = number(_field(data, "turn_order", int, "Turn"), "Turn.turn_order", 0, MAX_TURN_ORDER)
-    words, words_cut = _parse_words(_field(data, "words", list, "Turn"), texts)
-    transcript = _field(data, "transcript", str, "Turn")
+    texts = Repairs()
+    order = number(field(data, "turn_order", int, "Turn"), "Turn.turn_order", 0, MAX_TURN_ORDER)
+    words, words_cut = _parse_words(field(data, "words", list, "Turn"), texts)
+    transcript = field(data, "transcript", str, "Turn")
     eot_confidence = number(
-        _field(data, "end_of_turn_confidence", _NUMBER, "Turn"),
+        field(data, "end_of_turn_confidence", NUMBER, "Turn"),
         "Turn.end_of_turn_confidence",
         0,
         1,
     )
-    language = _optional(data, "language_code", str)
     return Turn(
         turn_order=int(order),
-        end_of_turn=_field(data, "end_of_turn", bool, "Turn"),
-        turn_is_formatted=_field(data, "turn_is_formatted", bool, "Turn"),
+        end_of_turn=field(data, "end_of_turn", bool, "Turn"),
+        turn_is_formatted=field(data, "turn_is_formatted", bool, "Turn"),
         transcript=texts.text(transcript, MAX_TEXT_CHARS, "Turn.transcript"),
         end_of_turn_confidence=float(eot_confidence),
         words=words,
-        utterance=texts.text(_optional(data, "utterance", str) or "", MAX_TEXT_CHARS, "utterance"),
-        language_code=None if language is None else line(language, MAX_ID_CHARS),
-        language_confidence=optional_number(data.get("language_confidence"), 0, 1),
+        utterance=texts.text(optional(data, "utterance", str) or "", MAX_TEXT_CHARS, "utterance"),
+        language_code=texts.language(data, "language_code", "Turn"),
+        language_confidence=texts.fraction(data, "language_confidence", "Turn"),
+        speaker_label=texts.label(data, "speaker_label", "Turn"),
         truncated=words_cut or len(transcript) > MAX_TEXT_CHARS,
         repairs=texts.notes(),
     )
@@ -228,7 +183,7 @@ def _parse_begin(data: dict[str, Any]) -> Begin:
     expires = data.get("expires_at")
     if expires is not None:
         expires = number(expires, "Begin.expires_at (Unix seconds)", 0, MAX_UNIX_SECONDS)
-    session_id = _field(data, "id", str, "Begin")
+    session_id = field(data, "id", str, "Begin")
     if not 0 < len(session_id) <= MAX_ID_CHARS:
         raise ProtocolError(
             f"Begin.id should be 1..{MAX_ID_CHARS} characters, got {show(session_id)}"
@@ -259,6 +214,8 @@ def _parse_object(data: dict[str, Any], text: str) -> ServerMessage:
         return _parse_turn(data)
     if kind == "Begin":
         return _parse_begin(data)
+    if kind == "SpeakerRevision":
+        return parse_speaker_revision(data)
     if kind == "Termination":
         return Termination(
             audio_duration_seconds=optional_number(
@@ -318,11 +275,14 @@ __all__ = [
     "TERMINATE",
     "Begin",
     "ProtocolError",
+    "RevisedWord",
     "ServerError",
     "ServerMessage",
     "ServerWarning",
+    "SpeakerRevision",
     "Termination",
     "Turn",
+    "TurnRevision",
     "Unknown",
     "Word",
     "parse_server_message",
