@@ -19,12 +19,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from edgecap.sim import FaultPlan, StreamingSimulator, parse_fault
+from edgecap.sim.params import parse_session_params
 from edgecap.sim.protocol import (
     RateCheck,
     SessionError,
     close_reason,
     parse_client_message,
-    parse_session_params,
 )
 from tests.harness import SpeechFixture, silence, tone
 from tests.sim_helpers import API_KEY, burst, drain, recv_json, send_audio, ws_url
@@ -145,7 +145,13 @@ async def test_begin_shape(sim: StreamingSimulator) -> None:
     assert abs(begin["expires_at"] - (time.time() + 10800)) < 5
     assert begin["configuration"] == {
         "model": "universal-streaming-english",
+        "mode": None,
         "api_version": "2025-05-12",
+        "speaker_labels": None,
+        "redact_pii": None,
+        "filter_profanity": None,
+        "domain": None,
+        "voice_focus": None,
         "simulator": True,
     }
     record = await sim.wait_closed(sim.sessions[0])
@@ -207,7 +213,7 @@ async def test_api_key_or_token_in_the_authorization_header(sim: StreamingSimula
         assert (await recv_json(ws))["type"] == "Begin"
     async with connect(ws_url(sim), additional_headers={"Authorization": token_for(sim)}) as ws:
         assert (await recv_json(ws))["type"] == "Begin"
-    assert [s.auth_kind for s in sim.sessions] == ["api-key", "token-header"]
+    assert [s.auth for s in sim.sessions] == ["api_key_header", "token"]
 
 
 async def assert_unauthorized(url: str, reason: str, headers: dict[str, str] | None = None) -> None:
