@@ -34,13 +34,22 @@ def frames(pcm: bytes, size: int = FRAME_BYTES) -> Iterator[bytes]:
         yield chunk + bytes(size - len(chunk))
 
 
-def ws_url(sim: StreamingSimulator, token: str | None = None, **params: Any) -> str:
-    """The streaming URL with `sample_rate=16000` and the given parameters."""
+def _query(token: str | None, params: dict[str, Any]) -> str:
     query: dict[str, Any] = {"sample_rate": RATE}
     if token is not None:
         query["token"] = token
     query.update({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
-    return f"{sim.url}?{urlencode(query)}"
+    return urlencode(query)
+
+
+def ws_url(sim: StreamingSimulator, token: str | None = None, **params: Any) -> str:
+    """The streaming URL with `sample_rate=16000` and the given parameters."""
+    return f"{sim.url}?{_query(token, params)}"
+
+
+def proxy_ws_url(sim: StreamingSimulator, **params: Any) -> str:
+    """The KeyPool-compatible proxy path's URL with `sample_rate=16000` and `params`."""
+    return f"{sim.proxy_url}?{_query(None, params)}"
 
 
 async def recv_json(ws: ClientConnection) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from edgecap.sim import FaultPlan, StreamingSimulator, parse_fault
+from edgecap.sim.params import parse_session_params
 from edgecap.sim.protocol import (
     RateCheck,
     SessionError,
     close_reason,
     parse_client_message,
-    parse_session_params,
 )
 from tests.harness import SpeechFixture, silence, tone
 from tests.sim_helpers import API_KEY, burst, drain, recv_json, send_audio, ws_url
@@ -145,7 +145,13 @@ async def test_begin_shape(sim: StreamingSimulator) -> None:
     assert abs(begin["expires_at"] - (time.time() + 10800)) < 5
     assert begin["configuration"] == {
         "model": "universal-streaming-english",
+        "mode": None,
         "api_version": "2025-05-12",
+        "speaker_labels": None,
+        "redact_pii": None,
+        "filter_profanity": None,
+        "domain": None,
+        "voice_focus": None,
         "simulator": True,
     }
     record = await sim.wait_closed(sim.sessions[0])
@@ -207,7 +213,7 @@ async def test_api_key_or_token_in_the_authorization_header(sim: StreamingSimula
         assert (await recv_json(ws))["type"] == "Begin"
     async with connect(ws_url(sim), additional_headers={"Authorization": token_for(sim)}) as ws:
         assert (await recv_json(ws))["type"] == "Begin"
-    assert [s.auth_kind for s in sim.sessions] == ["api-key", "token-header"]
+    assert [s.auth for s in sim.sessions] == ["api_key_header", "token"]
 
 
 async def assert_unauthorized(url: str, reason: str, headers: dict[str, str] | None = None) -> None:
@@ -575,6 +581,13 @@ async def test_simulate_command(tmp_path: Path) -> None:
         "team-secret",
         "--fault",
         "handshake:503",
+        "--fault",
+        "handshake:429",
+        "--speakers",
+        "A,C",
+        "--revised-speakers",
+        "none",
+        "--no-rate-check",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -582,10 +595,12 @@ async def test_simulate_command(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(10):
-            lines = [(await proc.stdout.readline()).decode() for _ in range(2)]
+            lines = [(await proc.stdout.readline()).decode() for _ in range(3)]
         assert all(line.startswith("SIMULATOR ") for line in lines), lines
         urls = json.loads(ready.read_text())
-        assert set(urls) == {"streaming_url", "token_service_url", "api_token_url"}
+        assert set(urls) == {"streaming_url", "proxy_url", "token_service_url", "api_token_url"}
+        assert urls["proxy_url"].endswith("/v1/assemblyai/v3/ws")
+        assert urls["proxy_url"] in lines[1]
         async with httpx.AsyncClient() as client:
             minted = await client.get(
                 urls["token_service_url"] + "/v3/token",
@@ -593,11 +608,26 @@ async def test_simulate_command(tmp_path: Path) -> None:
                 headers={"Authorization": "Bearer team-secret"},
             )
         token = minted.json()["token"]
-        with pytest.raises(InvalidStatus):  # the scheduled fault
-            async with connect(f"{urls['streaming_url']}?sample_rate=16000&token={token}"):
-                pass
+        proxy = f"{urls['proxy_url']}?sample_rate=16000&speaker_labels=true"
+        bearer = {"Authorization": "Bearer team-secret"}
+        for url, headers, status in [
+            (f"{urls['streaming_url']}?sample_rate=16000&token={token}", None, 503),
+            (proxy, bearer, 429),  # the scheduled faults, one per upgrade
+        ]:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, additional_headers=headers):
+                    pass
+            assert refused.value.response.status_code == status
         async with connect(f"{urls['streaming_url']}?sample_rate=16000&token={token}") as ws:
             assert (await recv_json(ws))["configuration"]["simulator"] is True
+        async with connect(proxy, additional_headers=bearer) as ws:
+            assert (await recv_json(ws))["configuration"]["speaker_labels"] is True
+            await send_audio(ws, burst(1.0, 0.6) + burst(1.0, 0.6))
+            await ws.send(json.dumps({"type": "Terminate"}))
+            messages = await drain(ws)
+        finals = [m for m in messages if m["type"] == "Turn" and m["end_of_turn"]]
+        assert [m["speaker_label"] for m in finals] == ["A", "C"]
+        assert messages[-1]["type"] == "Termination", "--revised-speakers none: no revision"
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

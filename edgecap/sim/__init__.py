@@ -1,7 +1,8 @@
 """Local SIMULATORS for tests, benchmarks and demos (not the real services).
 
 * :class:`StreamingSimulator`: AssemblyAI v3 Universal-Streaming server
-  (``/v3/ws``) with its temporary-token endpoint (``/v3/token``).
+  (``/v3/ws``) with its temporary-token endpoint (``/v3/token``), and the
+  KeyPool-compatible proxy path in front of it (``/v1/assemblyai/v3/ws``).
 * :class:`TokenServiceSimulator`: a KeyPool-compatible token service.
 * :class:`FaultPlan`: scripted failures for the streaming simulator.
 
@@ -9,8 +10,8 @@ Run both from the command line with ``edgecap simulate``.
 """
 
 from edgecap.sim.faults import FaultPlan, parse_fault
-from edgecap.sim.records import SessionRecord, TokenRequestRecord
-from edgecap.sim.session import StreamingSettings
+from edgecap.sim.records import HandshakeRecord, SessionRecord, TokenRequestRecord
+from edgecap.sim.settings import StreamingSettings
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TOKEN_MODES, TokenMode, TokenServiceSimulator
 from edgecap.sim.turns import Script, TurnGenerator
@@ -18,6 +19,7 @@ from edgecap.sim.turns import Script, TurnGenerator
 __all__ = [
     "TOKEN_MODES",
     "FaultPlan",
+    "HandshakeRecord",
     "Script",
     "SessionRecord",
     "StreamingSettings",

@@ -18,8 +18,21 @@ from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TOKEN_MODES, TokenServiceSimulator
 
 _FAULT_HELP = """\
-fault SPEC (repeatable, consumed one per WebSocket connection in order):
-  handshake:STATUS            reject the upgrade with HTTP STATUS (401, 429, 503...)
+Streaming endpoints (one port): /v3/token and /v3/ws (API key or ?token=), and the
+KeyPool-compatible proxy path /v1/assemblyai/v3/ws, which takes the team credential
+(--credential) as "Authorization: Bearer <credential>" or as the WebSocket subprotocol
+"keypool-token.<credential>", and needs no token. See the upgrade answer (101 with the
+echoed subprotocol and Begin, or 401/403/429/502/503 and a JSON body) by hand with:
+  curl -i --max-time 2 -H "Connection: Upgrade" -H "Upgrade: websocket" \\
+    -H "Sec-WebSocket-Version: 13" -H "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==" \\
+    -H "Sec-WebSocket-Protocol: keypool-token.sim-team-token" \\
+    "http://127.0.0.1:PORT/v1/assemblyai/v3/ws?sample_rate=16000"
+(or -H "Authorization: Bearer sim-team-token"); docs/simulator.md has a full client.
+
+fault SPEC (repeatable, consumed one per WebSocket upgrade in order, on either path; a
+proxy upgrade refused with 401 for a bad credential takes none):
+  handshake:STATUS            reject the upgrade with HTTP STATUS (401, 403, 429, 502,
+                              503...; on the proxy path with KeyPool's error texts)
   before-begin:CODE[:REASON]  accept, then close with CODE before Begin (1008, 4001...)
   close:CODE[:REASON]@WHEN    Error frame (not for 1000), then close with CODE
   drop@WHEN                   cut TCP without a close frame (1006 at the client)
@@ -52,7 +65,9 @@ def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--script", type=Path, help="utterances, one per line")
     parser.add_argument("--api-key", default="sim-api-key", help="API key for /v3/token and /v3/ws")
     parser.add_argument(
-        "--credential", default="sim-team-token", help="team credential the token service accepts"
+        "--credential",
+        default="sim-team-token",
+        help="team credential the token service and the proxy path accept",
     )
     parser.add_argument("--token-mode", choices=TOKEN_MODES, default="ok")
     parser.add_argument("--slow-delay", type=float, default=2.0, help="seconds, token mode slow")
@@ -70,9 +85,36 @@ def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--reported-model", help="model Begin reports whatever is requested")
     parser.add_argument("--max-session", type=float, help="cap every session at N seconds")
+    parser.add_argument(
+        "--speakers",
+        type=_labels,
+        default="A,B",
+        help="speaker_labels=true: labels by turn, cycled (default A,B)",
+    )
+    parser.add_argument(
+        "--revised-speakers",
+        type=_labels,
+        default="B,A",
+        help="labels the SpeakerRevision before Termination gives the turns (default B,A; "
+        "'none': no SpeakerRevision)",
+    )
+    parser.add_argument(
+        "--detected-language",
+        help="language_detection=true: the language reported (default: the first of "
+        "language_codes, else language_code, else en)",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the URLs as JSON once listening")
     parser.add_argument("--log-level", default="INFO")
     return parser
+
+
+def _labels(text: str) -> tuple[str, ...] | None:
+    if text.strip().lower() == "none":
+        return None
+    labels = tuple(label.strip() for label in text.split(",") if label.strip())
+    if not labels:
+        raise argparse.ArgumentTypeError("give labels separated by commas, e.g. A,B")
+    return labels
 
 
 def _read_script(path: Path | None) -> list[str]:
@@ -93,6 +135,7 @@ async def _serve(args: argparse.Namespace) -> None:
     streaming = StreamingSimulator(
         _read_script(args.script),
         api_key=args.api_key,
+        credential=args.credential,
         host=args.host,
         port=args.streaming_port,
         reported_model=args.reported_model,
@@ -101,6 +144,9 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_slack_seconds=args.rate_slack,
         max_session_seconds=args.max_session,
     )
+    streaming.settings.speakers = args.speakers or ("A",)
+    streaming.settings.revised_speakers = args.revised_speakers
+    streaming.settings.detected_language = args.detected_language
     for plans in args.fault:
         for plan in plans:
             streaming.schedule_fault(plan)
@@ -124,6 +170,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 args.ready_file,
                 {
                     "streaming_url": streaming.url,
+                    "proxy_url": streaming.proxy_url,
                     "token_service_url": tokens.base_url,
                     "api_token_url": streaming.token_url,
                 },
@@ -131,6 +178,11 @@ async def _serve(args: argparse.Namespace) -> None:
         # Printed after the ready file exists, so a reader of stdout may use both.
         print(
             f"SIMULATOR AssemblyAI v3 streaming: {streaming.url} (token: {streaming.token_url})",
+            flush=True,
+        )
+        print(
+            f"SIMULATOR KeyPool proxy path: {streaming.proxy_url} (Authorization: Bearer"
+            f" <credential> or subprotocol keypool-token.<credential>; no token)",
             flush=True,
         )
         print(f"SIMULATOR KeyPool token service: {tokens.base_url}", flush=True)

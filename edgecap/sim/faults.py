@@ -1,12 +1,17 @@
 """Scripted faults for the streaming simulator.
 
 A :class:`FaultPlan` describes what goes wrong in one WebSocket connection.
-Plans are queued (FIFO) and each ``/v3/ws`` handshake takes the next one; a
-default plan applies when the queue is empty.
+Plans are queued (FIFO) and each upgrade request, on ``/v3/ws`` or on the
+KeyPool-compatible proxy path ``/v1/assemblyai/v3/ws``, takes the next one; a
+default plan applies when the queue is empty. On the proxy path the team
+credential is checked first: an upgrade refused with 401 for a bad credential
+takes no plan. A ``handshake`` plan there is the proxy refusing the upgrade
+(403, 429, 502, 503 ...), with KeyPool's error texts as the JSON body.
 
 Compact text form (``edgecap simulate --fault SPEC``)::
 
     handshake:STATUS            reject the upgrade with HTTP STATUS and a JSON body
+                                (429 adds Retry-After: 1)
     handshake-hang              accept TCP, read the upgrade request, never answer it
     no-begin                    accept the upgrade, then never send Begin
     before-begin:CODE[:REASON]  accept, then close with CODE before Begin
@@ -47,6 +52,15 @@ DEFAULT_REASONS: dict[int, str] = {
     3009: "Unauthorized Connection: Too many concurrent sessions",
     4001: "Not authorized",
 }
+
+KEYPOOL_ERRORS: dict[int, str] = {
+    401: "invalid team token",
+    403: "this team token may not use assemblyai",
+    429: "rate limited",
+    502: "upstream failure",
+    503: "no upstream key available",
+}
+"""The proxy's ``{"error": ...}`` texts by status (shared with the token service)."""
 
 _HTTP_ERRORS: dict[int, str] = {
     400: "Bad request",
@@ -160,13 +174,13 @@ class FaultPlan:
             return self.reason
         return DEFAULT_REASONS.get(self.code or 0, "Simulated fault")
 
-    @property
-    def handshake_body(self) -> dict[str, Any]:
-        """The JSON body of a handshake rejection."""
+    def handshake_body(self, *, proxy: bool = False) -> dict[str, Any]:
+        """The JSON body of a handshake rejection (KeyPool's texts on the proxy path)."""
         if self.body is not None:
             return self.body
         status = self.status or 500
-        return {"error": _HTTP_ERRORS.get(status, "Simulated failure"), "simulator": True}
+        texts = KEYPOOL_ERRORS if proxy and status in KEYPOOL_ERRORS else _HTTP_ERRORS
+        return {"error": texts.get(status, "Simulated failure"), "simulator": True}
 
     def triggered_by_audio(self, audio_ms: float) -> bool:
         """True when the audio received so far reaches the audio trigger."""

@@ -1,30 +1,22 @@
 """AssemblyAI v3 session rules for the streaming simulator (sans-I/O).
 
 Current close-code era (after 2026-02-25): in-session errors use 3006-3009
-rather than the older catch-all 3005. Functions here validate connection
-parameters, audio frames, pacing and client text messages, and raise
-:class:`SessionError` carrying the close code and the ``Error`` text.
-
-Where the protocol notes leave the server's answer open (invalid or missing
-connection parameters), the simulator closes with 3006 ``Invalid Message:``
-before ``Begin``.
+rather than the older catch-all 3005. Functions here validate audio frames,
+pacing and client text messages, and raise :class:`SessionError` carrying the
+close code and the ``Error`` text (connection parameters: :mod:`edgecap.sim.params`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from edgecap.sim.segmenter import Encoding, bytes_per_sample
-from edgecap.sim.turns import Endpointing
 
 API_VERSION = "2025-05-12"
 MAX_MESSAGE_BYTES = 128 * 1024
 MIN_FRAME_MS = 50.0
 MAX_FRAME_MS = 1000.0
-MAX_KEYTERMS = 100
 MAX_CLOSE_REASON_BYTES = 123
 LONG_REASON = "See Error message for details"
 
@@ -61,110 +53,50 @@ def close_reason(text: str) -> str:
     return LONG_REASON
 
 
-def _shorten(text: str, limit: int = 60) -> str:
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (for quoting client input in an Error)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _invalid(text: str) -> SessionError:
+def invalid(text: str) -> SessionError:
+    """A 3006 ``Invalid Message: <text>`` error."""
     return SessionError(CLOSE_INVALID_MESSAGE, f"Invalid Message: {text}")
 
 
-def _bool(name: str, value: str) -> bool:
+def parse_bool(name: str, value: str) -> bool:
+    """A boolean query parameter (``true``/``false``, also 1/0 and yes/no)."""
     lowered = value.strip().lower()
     if lowered in {"true", "1", "yes"}:
         return True
     if lowered in {"false", "0", "no"}:
         return False
-    raise _invalid(f"{name} must be true or false")
+    raise invalid(f"{name} must be true or false")
 
 
-def _number(name: str, value: Any, low: float, high: float) -> float:
+def parse_number(name: str, value: Any, low: float, high: float) -> float:
+    """A number (query text or JSON value) within ``low``..``high``."""
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise _invalid(f"{name} must be a number") from None
+        raise invalid(f"{name} must be a number") from None
     if isinstance(value, bool) or not low <= number <= high:
-        raise _invalid(f"{name} must be between {low:g} and {high:g}")
+        raise invalid(f"{name} must be between {low:g} and {high:g}")
     return number
 
 
-def parse_keyterms(value: Any) -> list[str]:
-    """A ``keyterms_prompt`` value (JSON text or an already decoded list)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise _invalid("keyterms_prompt must be a JSON array of strings") from None
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise _invalid("keyterms_prompt must be a JSON array of strings")
-    if len(value) > MAX_KEYTERMS:
-        raise _invalid(f"keyterms_prompt has {len(value)} terms; at most {MAX_KEYTERMS} allowed")
-    return list(value)
-
-
-@dataclass
-class SessionParams:
-    """Connection parameters of one session, validated."""
+class AudioFormat(Protocol):
+    """What frame checks need to know of a session (its parameters)."""
 
     sample_rate: int
-    encoding: Encoding = "pcm_s16le"
-    speech_model: str | None = None
-    format_turns: bool = False
-    endpointing: Endpointing = field(default_factory=Endpointing)
-    inactivity_timeout: float | None = None
-    keyterms: list[str] = field(default_factory=list)
-
-
-def parse_session_params(query: Mapping[str, str]) -> SessionParams:
-    """Validate the query string of ``/v3/ws``; unknown parameters are ignored."""
     encoding: Encoding
-    requested = query.get("encoding", "pcm_s16le")
-    if requested == "pcm_s16le":
-        encoding = "pcm_s16le"
-    elif requested == "pcm_mulaw":
-        encoding = "pcm_mulaw"
-    else:
-        raise _invalid(f"unsupported encoding {_shorten(requested)!r}")
-    if "sample_rate" not in query:
-        raise _invalid(f"sample_rate is required for {encoding}")
-    rate = _number("sample_rate", query["sample_rate"], 8000, 96000)
-    if rate != int(rate):
-        raise _invalid("sample_rate must be an integer")
-    params = SessionParams(sample_rate=int(rate), encoding=encoding)
-    params.speech_model = query.get("speech_model") or None
-    if "format_turns" in query:
-        params.format_turns = _bool("format_turns", query["format_turns"])
-    if "inactivity_timeout" in query:
-        params.inactivity_timeout = _number(
-            "inactivity_timeout", query["inactivity_timeout"], 5, 3600
-        )
-    if "keyterms_prompt" in query:
-        params.keyterms = parse_keyterms(query["keyterms_prompt"])
-    apply_endpointing(params.endpointing, query)
-    return params
 
 
-def apply_endpointing(target: Endpointing, fields: Mapping[str, Any]) -> None:
-    """Apply endpointing fields from a query string or an ``UpdateConfiguration``."""
-    if "end_of_turn_confidence_threshold" in fields:
-        target.end_of_turn_confidence_threshold = _number(
-            "end_of_turn_confidence_threshold", fields["end_of_turn_confidence_threshold"], 0, 1
-        )
-    for name in ("min_end_of_turn_silence_when_confident", "min_turn_silence"):
-        if name in fields:
-            target.min_turn_silence_ms = _number(name, fields[name], 0, 10000)
-    if "max_turn_silence" in fields:
-        target.max_turn_silence_ms = _number(
-            "max_turn_silence", fields["max_turn_silence"], 0, 10000
-        )
-
-
-def frame_duration_ms(size: int, params: SessionParams) -> float:
+def frame_duration_ms(size: int, params: AudioFormat) -> float:
     """Audio duration of a binary message of ``size`` bytes."""
     return size * 1000.0 / (bytes_per_sample(params.encoding) * params.sample_rate)
 
 
-def check_frame(size: int, params: SessionParams) -> float:
+def check_frame(size: int, params: AudioFormat) -> float:
     """Validate one audio message; return its duration in ms."""
     if size > MAX_MESSAGE_BYTES:
         raise SessionError(
@@ -213,11 +145,11 @@ def parse_client_message(text: str) -> dict[str, Any]:
     try:
         message = json.loads(text)
     except json.JSONDecodeError:
-        raise SessionError(CLOSE_INVALID_MESSAGE, f"Invalid JSON: {_shorten(text)}") from None
+        raise SessionError(CLOSE_INVALID_MESSAGE, f"Invalid JSON: {shorten(text)}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise _invalid(_shorten(text))
+        raise invalid(shorten(text))
     if message["type"] not in CLIENT_MESSAGE_TYPES:
         raise SessionError(
-            CLOSE_INVALID_MESSAGE, f"Invalid Message Type: {_shorten(message['type'])}"
+            CLOSE_INVALID_MESSAGE, f"Invalid Message Type: {shorten(message['type'])}"
         )
     return message

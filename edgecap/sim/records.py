@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from edgecap.sim.credentials import AuthKind
 from edgecap.sim.faults import FaultPlan
+from edgecap.sim.params import SessionParams
 
 Message = dict[str, Any]
+HandshakeOutcome = Literal["accepted", "credential", "fault", "hang"]
 
 
 class Notifier:
@@ -46,16 +49,48 @@ class Notifier:
 
 
 @dataclass
+class HandshakeRecord:
+    """One WebSocket upgrade request on ``/v3/ws`` or the proxy path, answered or not.
+
+    ``status`` is 101 for an accepted upgrade, else the HTTP status sent (``None`` while a
+    ``handshake_hang`` fault holds it). ``outcome``: ``accepted``, ``credential`` (401 on the
+    proxy path: no valid team credential), ``fault`` (a scheduled handshake fault) or
+    ``hang``. ``auth`` is how a proxy upgrade proved the credential (``None`` on ``/v3/ws``,
+    where the token or key is checked after the upgrade).
+    """
+
+    at: float
+    path: str
+    query: dict[str, str]
+    offered_subprotocols: list[str]
+    proxy: bool
+    auth: AuthKind | None = None
+    status: int | None = None
+    outcome: HandshakeOutcome = "accepted"
+
+
+@dataclass
 class SessionRecord:
-    """One ``/v3/ws`` connection that passed the HTTP handshake."""
+    """One ``/v3/ws`` (or proxy path) connection that passed the HTTP handshake.
+
+    ``auth`` says how it authenticated: ``token``, ``api_key_header``, ``proxy_header`` or
+    ``proxy_subprotocol`` (``None`` when it was refused). ``params`` is the effective
+    configuration (``UpdateConfiguration`` changes it), ``connect_params`` the one the
+    query string asked for; both ``None`` until the parameters were accepted.
+    """
 
     index: int
     query: dict[str, str]
     headers: dict[str, str]
     connected_at: float
     fault: FaultPlan | None = None
-    auth_kind: str | None = None
+    path: str = "/v3/ws"
+    offered_subprotocols: list[str] = field(default_factory=list)
+    subprotocol: str | None = None  # the one the server selected (echoed)
+    auth: AuthKind | None = None
     token: str | None = None
+    params: SessionParams | None = None
+    connect_params: SessionParams | None = None
     session_id: str | None = None
     begin: Message | None = None
     begin_at: float | None = None
@@ -97,12 +132,22 @@ class SessionRecord:
 
     @property
     def update_configurations(self) -> list[Message]:
-        """``UpdateConfiguration`` messages received."""
+        """``UpdateConfiguration`` messages received, in order, as sent (every field)."""
         return [
             m
             for m in self.text_messages
             if isinstance(m, dict) and m.get("type") == "UpdateConfiguration"
         ]
+
+    @property
+    def keyterms(self) -> list[str]:
+        """The session's effective keyterms (the query's, as replaced by updates)."""
+        return list(self.params.keyterms) if self.params is not None else []
+
+    @property
+    def speaker_revisions(self) -> list[Message]:
+        """``SpeakerRevision`` messages sent."""
+        return [m for m in self.sent if m.get("type") == "SpeakerRevision"]
 
 
 @dataclass

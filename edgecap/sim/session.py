@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from edgecap.sim.credentials import AuthError, TokenStore
+from edgecap.sim.credentials import MAX_SESSION, AuthError, Grant
 from edgecap.sim.faults import FaultPlan
+from edgecap.sim.params import (
+    SessionParams,
+    apply_update,
+    begin_configuration,
+    parse_session_params,
+)
 from edgecap.sim.protocol import (
     API_VERSION,
     CLOSE_ABNORMAL,
@@ -33,50 +38,20 @@ from edgecap.sim.protocol import (
     SESSION_EXPIRED_TEXT,
     RateCheck,
     SessionError,
-    SessionParams,
-    apply_endpointing,
     check_frame,
     close_reason,
     error_frame,
     parse_client_message,
-    parse_keyterms,
-    parse_session_params,
 )
-from edgecap.sim.records import Message, Notifier, SessionRecord
+from edgecap.sim.records import Message, SessionRecord
+from edgecap.sim.settings import SessionEnv, turn_extras
+from edgecap.sim.speakers import TurnAnnotator, TurnExtras
 from edgecap.sim.synthetic import SYNTHETIC_TURN_TEXT, synthetic_finals
-from edgecap.sim.turns import Script, TurnGenerator
+from edgecap.sim.turns import TurnGenerator
 
 log = logging.getLogger("edgecap.sim")
 
 _UNSENDABLE_CODES = frozenset({1004, 1005, CLOSE_ABNORMAL, 1015})
-
-
-@dataclass
-class StreamingSettings:
-    """Knobs of the streaming simulator; may be changed while it runs."""
-
-    reported_model: str | None = None  # Begin reports this model instead (drift tests)
-    default_model: str = "universal-3-6-pro"  # reported when speech_model is absent
-    eot_confidence: float = 0.6
-    max_rate: float | None = 1.25  # None disables the pacing check
-    rate_slack_seconds: float = 2.0
-    speech_threshold_dbfs: float = -40.0
-    ms_per_word: float = 320.0
-    max_session_seconds: float | None = None  # caps every session (short 3008 tests)
-    inactivity_timeout_seconds: float | None = None  # forced on every session (tests)
-    seed: int = 0
-
-
-@dataclass
-class SessionEnv:
-    """Shared state a session needs from its simulator."""
-
-    settings: StreamingSettings
-    script: Script
-    tokens: TokenStore
-    notifier: Notifier
-    clock: Callable[[], float]
-    stalled: set[ServerConnection] = field(default_factory=set)
 
 
 def _seconds(value: float) -> int:
@@ -91,6 +66,7 @@ class SimSession:
         self.record = record
         self.env = env
         self._turns: TurnGenerator | None = None
+        self._annotator = TurnAnnotator(TurnExtras())
 
     async def run(self) -> None:
         rec = self.record
@@ -139,12 +115,15 @@ class SimSession:
 
     async def _run(self) -> None:
         rec, env = self.record, self.env
-        try:
-            grant = env.tokens.authenticate(rec.query, rec.headers.get("authorization"))
-        except AuthError as exc:
-            await self._close(CLOSE_UNAUTHORIZED, f"Unauthorized Connection: {exc.reason}")
-            return
-        rec.auth_kind, rec.token = grant.kind, grant.token
+        if rec.auth is not None:  # the proxy path checked the team credential at upgrade
+            grant = Grant(kind=rec.auth, max_session_seconds=MAX_SESSION)
+        else:
+            try:
+                grant = env.tokens.authenticate(rec.query, rec.headers.get("authorization"))
+            except AuthError as exc:
+                await self._close(CLOSE_UNAUTHORIZED, f"Unauthorized Connection: {exc.reason}")
+                return
+        rec.auth, rec.token = grant.kind, grant.token
         plan = rec.fault
         if plan is not None and plan.kind == "no_begin":
             # upgraded and authenticated, then nothing: frames are read (pings and the
@@ -163,7 +142,9 @@ class SimSession:
         except SessionError as exc:
             await self._close(exc.code, exc.text)
             return
+        rec.params, rec.connect_params = params, copy.deepcopy(params)
         settings = env.settings
+        self._annotator = TurnAnnotator(turn_extras(params, settings))
         max_session = grant.max_session_seconds
         if settings.max_session_seconds is not None:
             max_session = min(max_session, settings.max_session_seconds)
@@ -187,15 +168,12 @@ class SimSession:
         rec, settings = self.record, self.env.settings
         model = settings.reported_model or params.speech_model or settings.default_model
         now = self.env.clock()
+        api_version = rec.headers.get("assemblyai-version", API_VERSION)
         begin: Message = {
             "type": "Begin",
             "id": str(uuid.uuid4()),
             "expires_at": int(now + max_session),
-            "configuration": {
-                "model": model,
-                "api_version": rec.headers.get("assemblyai-version", API_VERSION),
-                "simulator": True,
-            },
+            "configuration": begin_configuration(params, model, api_version),
         }
         rec.session_id, rec.begin, rec.begin_at, rec.expires_at = (
             begin["id"],
@@ -210,7 +188,7 @@ class SimSession:
             rec.index,
             rec.session_id,
             model,
-            rec.auth_kind,
+            rec.auth,
             params.sample_rate,
             params.encoding,
             params.format_turns,
@@ -342,12 +320,11 @@ class SimSession:
         return False
 
     def _update(self, message: dict[str, Any]) -> None:
+        params = self.record.params
         assert self._turns is not None
-        apply_endpointing(self._turns.endpointing, message)
-        if "keyterms_prompt" in message:
-            parse_keyterms(message["keyterms_prompt"])
-        if isinstance(message.get("format_turns"), bool):
-            self._turns.format_turns = message["format_turns"]
+        assert params is not None
+        apply_update(params, message)  # params.endpointing is the generator's
+        self._turns.format_turns = params.format_turns
 
     async def _terminate(self) -> None:
         rec = self.record
@@ -355,6 +332,9 @@ class SimSession:
         for turn in self._turns.force_endpoint():
             await self._send(turn)
         assert rec.begin_at is not None
+        revision = self._annotator.revision(self.env.settings.revised_speakers)
+        if revision is not None:
+            await self._send(revision)
         rec.audio_duration_seconds = _seconds(rec.audio_ms / 1000.0)
         rec.session_duration_seconds = _seconds(self.env.clock() - rec.begin_at)
         await self._send(
@@ -382,6 +362,7 @@ class SimSession:
             await self._close(plan.code or 1011, plan.close_text)
 
     async def _send(self, message: Message) -> None:
+        message = self._annotator.annotate(message)
         await self.ws.send(json.dumps(message))
         rec = self.record
         rec.sent.append(message)

@@ -1,7 +1,8 @@
 """A local SIMULATOR of AssemblyAI's v3 Universal-Streaming API.
 
 Faithful to the v3 wire protocol as documented up to 2026 (the team's protocol notes,
-``assemblyai-v3-protocol.md`` sections 1-4 and 7), in
+``assemblyai-v3-protocol.md`` sections 1-4 and 7, and AssemblyAI's docs as cited in
+:mod:`edgecap.sim.params` and :mod:`edgecap.sim.speakers`), in
 the current close-code era (after 2026-02-25: 3006-3009 rather than 3005 for
 in-session errors). It is not AssemblyAI: it recognises nothing, turning each
 detected stretch of speech into the next line of a script, and it says so
@@ -12,7 +13,15 @@ Endpoints, on one port (``127.0.0.1:0`` by default):
 
 * ``GET /v3/token?expires_in_seconds=N[&max_session_duration_seconds=M]`` with
   ``Authorization: <api key>`` mints a single-use temporary token;
-* ``/v3/ws?...`` is the streaming WebSocket.
+* ``/v3/ws?...`` is the streaming WebSocket: ``?token=<token>``, or
+  ``Authorization: <api key>`` (raw, as AssemblyAI requires: a ``Bearer`` prefix is a
+  wrong key, answered like the real server's documented auth failures, an ``Error`` frame
+  and close 1008 ``Unauthorized Connection: ...`` before ``Begin``);
+* ``/v1/assemblyai/v3/ws?...`` is the same session behind a KeyPool-compatible proxy:
+  the team credential as ``Authorization: Bearer <credential>`` or as the subprotocol
+  ``keypool-token.<credential>`` (selected, so echoed in ``Sec-WebSocket-Protocol``), no
+  token needed; a missing or wrong credential is HTTP 401 at the upgrade, and a
+  ``handshake`` :class:`FaultPlan` refuses it with 403, 429, 502 or 503 as KeyPool would.
 """
 
 from __future__ import annotations
@@ -22,13 +31,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from edgecap.sim.credentials import TokenStore
-from edgecap.sim.faults import FaultPlan
+from edgecap.sim.credentials import TokenStore, proxy_auth
+from edgecap.sim.faults import KEYPOOL_ERRORS, FaultPlan
 from edgecap.sim.http import (
     SERVER_HEADER,
     LoopbackServer,
@@ -36,14 +46,22 @@ from edgecap.sim.http import (
     json_response,
     split_target,
 )
-from edgecap.sim.records import Message, Notifier, SessionRecord
-from edgecap.sim.session import SessionEnv, SimSession, StreamingSettings
+from edgecap.sim.records import (
+    HandshakeOutcome,
+    HandshakeRecord,
+    Message,
+    Notifier,
+    SessionRecord,
+)
+from edgecap.sim.session import SimSession
+from edgecap.sim.settings import SessionEnv, StreamingSettings
 from edgecap.sim.synthetic import SYNTHETIC_TURN_TEXT
 from edgecap.sim.turns import Script
 
 log = logging.getLogger("edgecap.sim")
 
 WS_PATH = "/v3/ws"
+PROXY_WS_PATH = "/v1/assemblyai/v3/ws"
 TOKEN_PATH = "/v3/token"  # noqa: S105 - a URL path
 # Large enough to receive an oversized message and answer it with 1009 ourselves.
 _WIRE_MAX_SIZE = 4 * 1024 * 1024
@@ -54,6 +72,8 @@ class StreamingSimulator(LoopbackServer):
 
     ``settings`` holds the knobs (see :class:`StreamingSettings`); they can be
     changed while the simulator runs. ``script`` is shared by all sessions.
+    ``api_key`` opens ``/v3/ws`` and mints tokens; ``credential`` is the team credential
+    the proxy path accepts (the token service simulator's default is the same).
     """
 
     def __init__(
@@ -61,6 +81,7 @@ class StreamingSimulator(LoopbackServer):
         script: Iterable[str] = (),
         *,
         api_key: str = "sim-api-key",
+        credential: str = "sim-team-token",
         host: str = "127.0.0.1",
         port: int = 0,
         reported_model: str | None = None,
@@ -89,16 +110,18 @@ class StreamingSimulator(LoopbackServer):
         )
         self.script = Script(script)
         self.tokens = TokenStore(api_key, clock)
+        self.credential = credential
         self.clock = clock
         self.default_fault: FaultPlan | None = None
         self.sessions: list[SessionRecord] = []
+        self.handshakes: list[HandshakeRecord] = []
         self.handshake_attempts = 0
         self.handshake_rejections = 0
         self.handshake_hangs = 0
         self._closing = asyncio.Event()
         self.minted_tokens: list[str] = []
         self._faults: deque[FaultPlan] = deque()
-        self._plans: dict[ServerConnection, FaultPlan | None] = {}
+        self._upgrades: dict[ServerConnection, tuple[HandshakeRecord, FaultPlan | None]] = {}
         self._live: dict[int, SimSession] = {}  # record index -> running session
         self._notifier = Notifier()
         self._env = SessionEnv(self.settings, self.script, self.tokens, self._notifier, clock)
@@ -114,7 +137,7 @@ class StreamingSimulator(LoopbackServer):
             self.host,
             self.requested_port,
             process_request=self._process_request,
-            select_subprotocol=_first_subprotocol,
+            select_subprotocol=self._select_subprotocol,
             server_header=SERVER_HEADER,
             open_timeout=None,  # a slow or hanging answer (a fault) is not cut by the server
             max_size=_WIRE_MAX_SIZE,
@@ -140,6 +163,11 @@ class StreamingSimulator(LoopbackServer):
     def url(self) -> str:
         """``ws://HOST:PORT/v3/ws``."""
         return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def proxy_url(self) -> str:
+        """``ws://HOST:PORT/v1/assemblyai/v3/ws`` (the KeyPool-compatible proxy path)."""
+        return f"ws://{self.host}:{self.port}{PROXY_WS_PATH}"
 
     @property
     def http_url(self) -> str:
@@ -257,27 +285,69 @@ class StreamingSimulator(LoopbackServer):
         path, params = split_target(request.path)
         if path == TOKEN_PATH:
             return self._token_endpoint(request, params)
-        if path != WS_PATH:
+        if path not in (WS_PATH, PROXY_WS_PATH):
             return json_response(404, {"error": f"Not found: {path}", "simulator": True})
         self.handshake_attempts += 1
+        shake = HandshakeRecord(
+            at=self.clock(),
+            path=path,
+            query=params,
+            offered_subprotocols=_offered(request),
+            proxy=path == PROXY_WS_PATH,
+        )
+        self.handshakes.append(shake)
+        if shake.proxy:
+            proof = proxy_auth(
+                self.credential, request.headers.get("Authorization"), shake.offered_subprotocols
+            )
+            if proof is None:
+                return self._refuse(shake, 401, "credential", {"error": KEYPOOL_ERRORS[401]})
+            shake.auth = proof[0]
         plan = self._faults.popleft() if self._faults else self.default_fault
         if plan is not None and plan.kind == "handshake":
-            self.handshake_rejections += 1
-            self._notifier.notify()
             status = plan.status or 500
             headers = dict(plan.headers)
             if status == 429:
                 headers.setdefault("Retry-After", "1")
-            log.info("simulator: handshake rejected with HTTP %d (scheduled fault)", status)
-            return json_response(status, plan.handshake_body, headers)
+            body = plan.handshake_body(proxy=shake.proxy)
+            return self._refuse(shake, status, "fault", body, headers)
         if plan is not None and plan.kind == "handshake_hang":
             self.handshake_hangs += 1
+            shake.outcome = "hang"
             self._notifier.notify()
             log.info("simulator: not answering the upgrade request (scheduled fault)")
             await self._closing.wait()  # until the simulator stops
-        self._plans[ws] = plan
+        else:
+            shake.status = 101
+        self._upgrades[ws] = (shake, plan)
         self._notifier.notify()
         return None
+
+    def _refuse(
+        self,
+        shake: HandshakeRecord,
+        status: int,
+        outcome: HandshakeOutcome,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        self.handshake_rejections += 1
+        shake.status, shake.outcome = status, outcome
+        self._notifier.notify()
+        log.info("simulator: %s upgrade refused with HTTP %d (%s)", shake.path, status, outcome)
+        return json_response(status, body, headers)
+
+    def _select_subprotocol(
+        self, ws: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        """The proxy's ``keypool-token.`` subprotocol when it carried the credential, else
+        the first offered one (browsers fail the handshake unless one is echoed)."""
+        upgrade = self._upgrades.get(ws)
+        if upgrade is not None and upgrade[0].auth == "proxy_subprotocol":
+            chosen = proxy_auth(self.credential, None, offered)
+            if chosen is not None and chosen[1] is not None:
+                return Subprotocol(chosen[1])
+        return offered[0] if offered else None
 
     def _token_endpoint(self, request: Request, params: dict[str, str]) -> Response:
         key = request.headers.get("Authorization")
@@ -296,13 +366,18 @@ class StreamingSimulator(LoopbackServer):
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        _, query = split_target(request.path)
+        path, query = split_target(request.path)
+        shake, plan = self._upgrades.pop(ws)
         record = SessionRecord(
             index=len(self.sessions),
             query=query,
             headers={name.lower(): value for name, value in request.headers.raw_items()},
             connected_at=self.clock(),
-            fault=self._plans.pop(ws, None),
+            fault=plan,
+            path=path,
+            offered_subprotocols=list(shake.offered_subprotocols),
+            subprotocol=ws.subprotocol,
+            auth=shake.auth,
         )
         self.sessions.append(record)
         self._notifier.notify()
@@ -313,11 +388,14 @@ class StreamingSimulator(LoopbackServer):
             del self._live[record.index]
 
 
-def _first_subprotocol(
-    ws: ServerConnection, subprotocols: Sequence[Subprotocol]
-) -> Subprotocol | None:
-    """Echo the first offered subprotocol (browsers fail the handshake otherwise)."""
-    return subprotocols[0] if subprotocols else None
+def _offered(request: Request) -> list[str]:
+    """The subprotocols a client offers (``Sec-WebSocket-Protocol``, comma-separated)."""
+    return [
+        item.strip()
+        for value in request.headers.get_all("Sec-WebSocket-Protocol")
+        for item in value.split(",")
+        if item.strip()
+    ]
 
 
-__all__ = ["FaultPlan", "StreamingSettings", "StreamingSimulator"]
+__all__ = ["PROXY_WS_PATH", "WS_PATH", "FaultPlan", "StreamingSettings", "StreamingSimulator"]

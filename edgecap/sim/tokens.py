@@ -23,6 +23,7 @@ from typing import Literal, Protocol, get_args
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from edgecap.sim.faults import KEYPOOL_ERRORS
 from edgecap.sim.http import (
     SERVER_HEADER,
     LoopbackServer,
@@ -39,11 +40,7 @@ TOKEN_MODES: tuple[str, ...] = get_args(TokenMode)
 DEFAULT_BASE_PATH = "/v1/assemblyai"
 
 _FAILURES: dict[str, tuple[int, str]] = {
-    "401": (401, "invalid team token"),
-    "403": (403, "this team token may not use assemblyai"),
-    "429": (429, "rate limited"),
-    "502": (502, "upstream failure"),
-    "503": (503, "no upstream key available"),
+    str(status): (status, text) for status, text in KEYPOOL_ERRORS.items()
 }
 
 
@@ -192,7 +189,7 @@ class TokenServiceSimulator(LoopbackServer):
         if not path.endswith("/v3/token"):
             return json_response(404, {"error": f"not found: {path}", "simulator": True})
         if not credential_ok:
-            return json_response(401, {"error": "invalid team token"})
+            return json_response(401, {"error": KEYPOOL_ERRORS[401]})
         if mode in _FAILURES:
             status, message = _FAILURES[mode]
             headers = {"Retry-After": str(self.retry_after_seconds)} if status == 429 else {}
