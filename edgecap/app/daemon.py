@@ -37,12 +37,13 @@ from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
-from edgecap.providers.assemblyai.messages import Turn
+from edgecap.providers.assemblyai.messages import SpeakerRevision, Turn
 from edgecap.providers.assemblyai.url import live_changes
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.systemd.journal import set_level, setup_logging, update_secrets
 from edgecap.systemd.notify import Notifier
 from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval
+from edgecap.turns.revisions import SessionTurns
 from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger("edgecap")
@@ -56,6 +57,7 @@ BACKSTOP_MARGIN_SECONDS = 0.7
 MQTT_STOP_RESERVE_SECONDS = 1.2  # the last PUBACKs and `offline` after the session ended
 ABORT_SECONDS = 0.3
 LIVENESS_MARGIN_SECONDS = 2.0
+SPEAKER_SESSIONS_KEPT = 2
 
 
 class Daemon:
@@ -83,6 +85,7 @@ class Daemon:
             buffer=self.buffer,
             on_turn=self.on_turn,
             on_partial=self.on_partial,
+            on_revision=self.on_revision,
             reporter=self.status,
             counters=self.status.counters,  # one counters object, published in the status
             retry=retry_settings(cfg),
@@ -113,6 +116,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self.session_id: str | None = None
         self._turns_day = date.today()
+        self._speakers: dict[str, SessionTurns] = {}
         self.turns_today = 0
         self.ledger_store.report_to(self.status.set_condition)  # kept in memory? (status)
 
@@ -182,11 +186,36 @@ class Daemon:
             )
 
     def on_turn(self, turn: TranscriptTurn) -> None:
+        self._speakers_of(turn.session_id).published(turn)  # kept only if it has a label
         self.status_line()  # rolls the day over
         self.turns_today += 1
         self.notifier.status(self.status_line())
         self.mqtt.publish_turn(turn)  # committed to the spool, then published
         log.info("turn %s spooled for MQTT (%d words)", turn.id, len(turn.words))
+
+    def _speakers_of(self, session_id: str) -> SessionTurns:
+        """The labelled turns of a session (the last two: a rotated session's revision
+        arrives while the next one already streams)."""
+        turns = self._speakers.get(session_id)
+        if turns is None:
+            turns = self._speakers[session_id] = SessionTurns()
+            while len(self._speakers) > SPEAKER_SESSIONS_KEPT:
+                del self._speakers[next(iter(self._speakers))]
+        return turns
+
+    def on_revision(self, session_id: str, revision: SpeakerRevision) -> None:
+        """SpeakerRevision: each turn whose speakers changed is published again, with the
+        same id and a higher `revision`."""
+        revised = self._speakers_of(session_id).apply(revision)
+        for turn in revised:
+            self.mqtt.publish_turn(turn)
+        if revised:
+            log.info(
+                "session %s: speaker labels revised on %d turn(s); republished (revision %s)",
+                session_id,
+                len(revised),
+                ", ".join(f"{t.turn_order}:{t.speaker}" for t in revised),
+            )
 
     def _session_recorded(self) -> None:
         """A session ended and is in the ledger: today's totals changed."""

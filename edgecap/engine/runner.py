@@ -40,7 +40,7 @@ from edgecap.engine.session import StreamingSession
 from edgecap.engine.states import CloseReason, EndedBy, EngineState
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.providers.assemblyai.errors import classify_network, classify_token_error
-from edgecap.providers.assemblyai.messages import Begin, Turn
+from edgecap.providers.assemblyai.messages import Begin, SpeakerRevision, Turn
 from edgecap.providers.failures import Classified, ErrorClass
 from edgecap.turns.transcript import TranscriptTurn
 
@@ -94,6 +94,7 @@ class Engine:
         buffer: AudioBuffer,
         on_turn: Callable[[TranscriptTurn], None],
         on_partial: Callable[[str, Turn], None] | None = None,
+        on_revision: Callable[[str, SpeakerRevision], None] | None = None,
         on_billing: Callable[[], None] | None = None,
         reporter: EngineReporter | None = None,
         retry: RetrySettings | None = None,
@@ -111,6 +112,7 @@ class Engine:
         self._buffer = buffer
         self._on_turn = on_turn
         self._on_partial = on_partial
+        self._on_revision = on_revision
         self._on_billing = on_billing
         self._reporter: EngineReporter = reporter or LogReporter()
         self._clock = clock
@@ -328,6 +330,7 @@ class Engine:
             self._turn,
             self._on_partial,
             on_activity=self._activity,
+            on_revision=self._on_revision,
         )
         self._opening = session
         try:

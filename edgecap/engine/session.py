@@ -47,6 +47,7 @@ from edgecap.providers.assemblyai.messages import (
     ProtocolError,
     ServerError,
     ServerWarning,
+    SpeakerRevision,
     Termination,
     Turn,
     parse_server_message,
@@ -60,6 +61,8 @@ from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 
 log = logging.getLogger(__name__)
 
+REVISION_MAX_BYTES = 8 * 2**20
+
 
 class StreamingSession:
     def __init__(
@@ -71,6 +74,7 @@ class StreamingSession:
         on_partial: Callable[[str, Turn], None] | None = None,
         *,
         on_activity: Callable[[bool], None] | None = None,
+        on_revision: Callable[[str, SpeakerRevision], None] | None = None,
     ) -> None:
         self.settings = settings
         self._buffer = buffer
@@ -78,6 +82,7 @@ class StreamingSession:
         self._on_turn = on_turn
         self._on_partial = on_partial  # (session id, a Turn that is not final yet)
         self._on_activity = on_activity  # each Turn message: (final?)
+        self._on_revision = on_revision  # (session id, revised speaker labels)
         self._ws: ClientConnection | None = None
         self.begin: Begin | None = None
         self.provider: StreamingProvider = settings.provider or AssemblyAIProvider(
@@ -117,6 +122,8 @@ class StreamingSession:
                 ping_timeout=10,
                 close_timeout=2,
                 max_queue=64,
+                # a SpeakerRevision at the end of a long session can exceed the 1 MiB default
+                max_size=REVISION_MAX_BYTES if s.params.speaker_labels else 2**20,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -372,6 +379,9 @@ class StreamingSession:
                 self._partials.offer(message)
             if self._on_activity is not None:
                 self._on_activity(final is not None)
+        elif isinstance(message, SpeakerRevision):
+            if self._on_revision is not None and self.begin is not None:
+                self._on_revision(self.begin.id, message)
         elif isinstance(message, Termination):
             self._termination = message
         elif isinstance(message, ServerError):
