@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from edgecap.app.wiring import mqtt_service_settings
 from edgecap.config import LoadedConfig, load_config
 from edgecap.mqtt.service import MqttService
 from edgecap.providers.assemblyai.messages import Turn, Word
@@ -85,7 +86,7 @@ async def service_factory(tmp_path: Path) -> AsyncIterator[Callable[..., MqttSer
     started: list[MqttService] = []
 
     def factory(port: int, **kwargs: Any) -> MqttService:
-        service = MqttService(loaded(tmp_path, port, **kwargs))
+        service = MqttService(mqtt_service_settings(loaded(tmp_path, port, **kwargs)))
         service.start()
         started.append(service)
         return service

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from edgecap.app.wiring import mqtt_service_settings
 from edgecap.config import load_config
 from edgecap.mqtt.service import MqttService
 from edgecap.turns.transcript import TranscriptTurn
@@ -121,7 +122,8 @@ async def start_service(tmp_path: Path) -> AsyncIterator[Callable[..., MqttServi
                 },
             },
         )
-        service = MqttService(load_config(path, {"EDGECAP_TOKEN_SERVICE_CREDENTIAL": "c-12345"}))
+        loaded = load_config(path, {"EDGECAP_TOKEN_SERVICE_CREDENTIAL": "c-12345"})
+        service = MqttService(mqtt_service_settings(loaded))
         if failures is not None:
             queue = failures
 

@@ -14,16 +14,18 @@ import signal
 import time
 from datetime import date, datetime
 
+from edgecap.app.reload import reload_config
 from edgecap.app.status import StatusModel
 from edgecap.app.wiring import (
     admission_settings,
     capture_settings,
     configure_ledger,
     credential_source,
+    mqtt_service_settings,
     retry_settings,
     secrets_of,
     session_settings,
-    stream_params,
+    session_settings_for,
 )
 from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
@@ -31,19 +33,18 @@ from edgecap.auth.tokens import CredentialSource
 from edgecap.billing.gate import MicroVadDetector
 from edgecap.billing.ledger import Ledger, billing_summary
 from edgecap.billing.store import LedgerStore
-from edgecap.config import Config, ConfigError, LoadedConfig, load_config
+from edgecap.config import ConfigError, LoadedConfig, load_config
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
 from edgecap.providers.assemblyai.messages import SpeakerRevision, Turn
-from edgecap.providers.assemblyai.url import live_changes
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
-from edgecap.systemd.journal import set_level, setup_logging, update_secrets
+from edgecap.systemd.journal import setup_logging
 from edgecap.systemd.notify import Notifier
 from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval
-from edgecap.turns.revisions import SessionTurns
+from edgecap.turns.revisions import RecentSessions
 from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger("edgecap")
@@ -71,6 +72,7 @@ class Daemon:
         self.stop = asyncio.Event()
         self.state = "starting"
         self.frames = 0
+        self._way_in = (cfg.auth, cfg.streaming.url)
         self.tokens: CredentialSource = credential_source(cfg.auth, cfg.session, loaded.secrets)
         # Billed time per day, persisted in the state directory (survives restarts).
         self.ledger = configure_ledger(Ledger(), cfg)
@@ -98,7 +100,9 @@ class Daemon:
         )
         self.capture: CaptureProcess | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
-        self.mqtt = MqttService(loaded, self.counters, report=self.status.set_condition)
+        self.mqtt = MqttService(
+            mqtt_service_settings(loaded), self.counters, report=self.status.set_condition
+        )
         self.publisher = self.mqtt.publisher  # retained messages published here are re-sent
         self.topics = self.mqtt.topics  # after every reconnect
         self.notifier = Notifier()
@@ -116,7 +120,7 @@ class Daemon:
         self._reload = asyncio.Event()
         self.session_id: str | None = None
         self._turns_day = date.today()
-        self._speakers: dict[str, SessionTurns] = {}
+        self.speakers = RecentSessions(SPEAKER_SESSIONS_KEPT)
         self.turns_today = 0
         self.ledger_store.report_to(self.status.set_condition)  # kept in memory? (status)
 
@@ -186,27 +190,17 @@ class Daemon:
             )
 
     def on_turn(self, turn: TranscriptTurn) -> None:
-        self._speakers_of(turn.session_id).published(turn)  # kept only if it has a label
+        self.speakers.published(turn)  # kept only if it has a label
         self.status_line()  # rolls the day over
         self.turns_today += 1
         self.notifier.status(self.status_line())
         self.mqtt.publish_turn(turn)  # committed to the spool, then published
         log.info("turn %s spooled for MQTT (%d words)", turn.id, len(turn.words))
 
-    def _speakers_of(self, session_id: str) -> SessionTurns:
-        """The labelled turns of a session (the last two: a rotated session's revision
-        arrives while the next one already streams)."""
-        turns = self._speakers.get(session_id)
-        if turns is None:
-            turns = self._speakers[session_id] = SessionTurns()
-            while len(self._speakers) > SPEAKER_SESSIONS_KEPT:
-                del self._speakers[next(iter(self._speakers))]
-        return turns
-
     def on_revision(self, session_id: str, revision: SpeakerRevision) -> None:
         """SpeakerRevision: each turn whose speakers changed is published again, with the
         same id and a higher `revision`."""
-        revised = self._speakers_of(session_id).apply(revision)
+        revised = self.speakers.apply(session_id, revision)
         for turn in revised:
             self.mqtt.publish_turn(turn)
         if revised:
@@ -247,7 +241,21 @@ class Daemon:
     # -- sessions ------------------------------------------------------------------------
 
     def _session_settings(self) -> SessionSettings:
-        return session_settings(self.loaded.config)
+        """The next session's settings, from the current config; the way in (auth mode and
+        the URL it goes with) stays the one the daemon started with until a restart, as the
+        credential source does."""
+        cfg = self.loaded.config
+        if cfg.auth == self._way_in[0]:
+            return session_settings(cfg)
+        auth, url = self._way_in
+        return session_settings_for(
+            cfg.device_id,
+            audio=cfg.audio,
+            auth=auth,
+            streaming=cfg.streaming.model_copy(update={"url": url}),
+            endpointing=cfg.endpointing,
+            session=cfg.session,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -380,95 +388,21 @@ class Daemon:
 
     async def reload(self) -> None:
         """Re-read the config; apply what changed; keep the old one if the new is invalid."""
-        try:
-            new = load_config(self.loaded.path)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload: %s", problem, extra={"ERROR_CLASS": "config"})
-            log.error(
-                "reload rejected: %d problem(s) in %s; still running on the previous config",
-                len(exc.problems),
-                self.loaded.path,
-                extra={"ERROR_CLASS": "config"},
-            )
-            self.notifier.status(f"{self.status_line()}; reload rejected: {exc.problems[0]}")
-            return
-        old, self.loaded = self.loaded, new
-        for warning in new.warnings:
-            log.warning("reload: %s", warning)
-        update_secrets(secrets_of(new))
-        set_level(new.config.logging.level)
-        changed = [
-            name
-            for name in (
-                "device_id",
-                "audio",
-                "auth",
-                "streaming",
-                "endpointing",
-                "session",
-                "mqtt",
-                "spool",
-            )
-            if getattr(old.config, name) != getattr(new.config, name)
-        ]
-        log.info(
-            "reload: config %s re-read; changed: %s", new.path, ", ".join(changed) or "nothing"
-        )
-        if "session" in changed:
-            if configure_ledger(self.ledger, new.config).reset_at != old.config.session.reset_time:
-                self.ledger_store.recount(time.time())  # the billing days moved
-            o, n = old.config.session, new.config.session
-            gate_keys = (
-                "gate",
-                "vad_threshold",
-                "vad_hangover_ms",
-                "vad_quiet_dbfs",
-                "preroll_ms",
-                "idle_close_seconds",
-            )
-            if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
-                log.warning("reload: gate and VAD changes take effect after a restart")
-            log.info("reload: budget, reset time and session limits apply from now")
-        if {"streaming", "endpointing"} & set(changed):
-            await self._apply_streaming(old.config)
-        if "audio" in changed:
-            log.info("reload: restarting audio capture on %s", new.config.audio.device)
-            self.engine.audio_available(False)  # the open session ends; reopens with audio
-            await self._stop_capture()
-            self._start_capture()
-        if {"mqtt", "spool", "device_id"} & set(changed):
-            log.info(
-                "reload: reconnecting to MQTT %s:%s", new.config.mqtt.host, new.config.mqtt.port
-            )
-            await self.mqtt.stop()
-            self.mqtt = MqttService(new, self.counters, report=self.status.set_condition)
-            self.publisher, self.topics = self.mqtt.publisher, self.mqtt.topics
-            self.mqtt.start()
-            self.publish_status()
-        if "auth" in changed or old.secrets != new.secrets:
-            log.warning(
-                "reload: auth changes take effect after a restart (systemctl restart edgecap)"
-            )
+        await reload_config(self)
 
-    async def _apply_streaming(self, old: Config) -> None:
-        """Keyterms, prompt and endpointing go to the live session (UpdateConfiguration, no
-        reconnect); the rest applies from the next session."""
-        new = self.loaded.config
-        live, later = live_changes(
-            stream_params(old.audio, old.streaming, old.endpointing),
-            stream_params(new.audio, new.streaming, new.endpointing),
+    def restart_mqtt(self) -> None:
+        """A new MQTT service for the current config (after its old one stopped)."""
+        self.mqtt = MqttService(
+            mqtt_service_settings(self.loaded), self.counters, report=self.status.set_condition
         )
-        if live:
-            sent = await self.engine.update_session(**live)
-            where = "to the live session (UpdateConfiguration, no reconnect)"
-            log.info(
-                "reload: %s applied %s",
-                ", ".join(sorted(live)),
-                where if sent else "from the next session (none is open)",
-            )
-        if later:
-            log.info("reload: %s apply from the next session", ", ".join(sorted(later)))
+        self.publisher, self.topics = self.mqtt.publisher, self.mqtt.topics
+        self.mqtt.start()
+        self.publish_status()
+
+    async def restart_capture(self) -> None:
+        self.engine.audio_available(False)  # the open session ends; reopens with audio
+        await self._stop_capture()
+        self._start_capture()
 
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("received %s, stopping", sig.name)

@@ -16,12 +16,16 @@ from edgecap.config import (
     Config,
     EndpointingConfig,
     LoadedConfig,
+    MqttConfig,
     Secrets,
     SessionConfig,
     StreamingConfig,
 )
 from edgecap.engine.policy import RetrySettings
 from edgecap.engine.types import SessionSettings
+from edgecap.mqtt.settings import MqttSettings, ServiceSettings, TlsSettings
+from edgecap.mqtt.spool import SpoolBounds
+from edgecap.mqtt.topics import Topics
 from edgecap.providers.assemblyai.protocol import AssemblyAIProvider, AuthForm
 from edgecap.providers.assemblyai.url import StreamParams
 
@@ -190,3 +194,48 @@ def credential_source(
     if auth.mode == "proxy":
         return StaticCredential(secrets.token_service_credential or "", "KeyPool proxy")
     return StaticCredential(secrets.api_key or "", "AssemblyAI API key")
+
+
+def mqtt_settings(loaded: LoadedConfig, topics: Topics) -> MqttSettings:
+    cfg = loaded.config
+    m = cfg.mqtt
+    tls = tls_settings(m)
+    return MqttSettings(
+        host=m.host,
+        port=m.port,
+        client_id=cfg.mqtt_client_id,
+        topics=topics,
+        username=m.username,
+        password=loaded.secrets.mqtt_password,
+        keepalive=m.keepalive_seconds,
+        reconnect_min_seconds=m.reconnect_min_seconds,
+        reconnect_max_seconds=m.reconnect_max_seconds,
+        protocol=m.protocol,
+        tls=tls,
+    )
+
+
+def tls_settings(m: MqttConfig) -> TlsSettings | None:
+    """The broker's TLS as configured (None: plain MQTT); the daemon and the doctor."""
+    if not m.tls:
+        return None
+    return TlsSettings(
+        ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, insecure=m.tls_insecure
+    )
+
+
+def mqtt_service_settings(loaded: LoadedConfig) -> ServiceSettings:
+    """What the MQTT service publishes, where, and its spool."""
+    cfg = loaded.config
+    m = cfg.mqtt
+    topics = Topics(m.prefix, cfg.device_id, m.discovery_prefix)
+    return ServiceSettings(
+        device_id=cfg.device_id,
+        connection=mqtt_settings(loaded, topics),
+        state_dir=cfg.state_dir,
+        spool=SpoolBounds(cfg.spool.max_turns, cfg.spool.max_age_hours * 3600.0),
+        stats_interval_seconds=m.stats_interval_seconds,
+        partials=m.partials,
+        hermes=m.hermes,
+        discovery=m.discovery,
+    )

@@ -7,12 +7,12 @@ import asyncio
 import secrets
 from typing import Any
 
+from edgecap.app import wiring
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind
 from edgecap.doctor.mqtt_probe import MqttProbeOutcome, MqttProbeSettings, probe_mqtt
 from edgecap.doctor.result import CheckResult, failed, passed, skipped
 from edgecap.mqtt.errors import explain_connack, explain_connect_error
-from edgecap.mqtt.settings import TlsSettings
 
 CHECK = "mqtt"
 
@@ -21,16 +21,7 @@ def probe_settings(ctx: DoctorContext) -> MqttProbeSettings | None:
     mqtt = ctx.cfg.mqtt
     if mqtt is None:
         return None
-    tls = (
-        TlsSettings(
-            ca_file=mqtt.ca_file,
-            cert_file=mqtt.cert_file,
-            key_file=mqtt.key_file,
-            insecure=mqtt.tls_insecure,
-        )
-        if mqtt.tls
-        else None
-    )
+    tls = wiring.tls_settings(mqtt)  # as the daemon builds it
     nonce = secrets.token_hex(4)
     return MqttProbeSettings(
         host=mqtt.host,

@@ -22,7 +22,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import Token, TokenError, TokenPrefetcher, TokenSource
@@ -34,12 +34,19 @@ from edgecap.billing.ledger import Ledger
 from edgecap.engine import controller as c
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.controller import ControllerSettings, Counters, SessionController
-from edgecap.engine.gaps import Gap, GapTracker
+from edgecap.engine.gaps import GapTracker
 from edgecap.engine.policy import RetryPolicy, RetrySettings
+from edgecap.engine.report import (
+    EngineReporter,
+    LogReporter,
+    bug_result,
+    classify_failure,
+    log_result,
+    model_note,
+)
 from edgecap.engine.session import StreamingSession
-from edgecap.engine.states import CloseReason, EndedBy, EngineState
-from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
-from edgecap.providers.assemblyai.errors import classify_network, classify_token_error
+from edgecap.engine.states import CloseReason, EngineState
+from edgecap.engine.types import SessionFailed, SessionSettings
 from edgecap.providers.assemblyai.messages import Begin, SpeakerRevision, Turn
 from edgecap.providers.failures import Classified, ErrorClass
 from edgecap.turns.transcript import TranscriptTurn
@@ -48,35 +55,6 @@ log = logging.getLogger(__name__)
 
 BILLING_TICK_SECONDS = 1.0
 BUG_RESTART_SECONDS = 15.0
-
-
-class EngineReporter(Protocol):
-    """Where the engine's states, failures and gaps go (the daemon's `StatusModel`)."""
-
-    def engine_state(self, report: c.Report, *, spare_token: bool) -> None: ...
-    def record_error(self, classified: Classified) -> None: ...
-    def record_gap(self, gap: Gap) -> None: ...
-
-
-class LogReporter:
-    """A reporter that only logs (measurements and tests without a status)."""
-
-    def engine_state(self, report: c.Report, *, spare_token: bool) -> None:
-        log.debug("engine state %s %s", report.state, report.detail)
-
-    def record_error(self, classified: Classified) -> None:
-        pass
-
-    def record_gap(self, gap: Gap) -> None:
-        pass
-
-
-def classify_failure(exc: BaseException) -> Classified:
-    if isinstance(exc, SessionFailed):
-        return exc.classified
-    if isinstance(exc, TokenError):
-        return classify_token_error(exc.status, exc.kind, str(exc))
-    return classify_network(f"unexpected failure: {exc!r}")
 
 
 class Engine:
@@ -347,7 +325,7 @@ class Engine:
         self.current = session
         session.finish_by = self._finish_by
         expires_in = begin.expires_at - time.time() if begin.expires_at else None
-        self._dispatch(c.Began(self._clock(), begin.id, expires_in, _model_note(begin, settings)))
+        self._dispatch(c.Began(self._clock(), begin.id, expires_in, model_note(begin, settings)))
         self._spawn(self._run_session(session, begin), "edgecap-session")
 
     async def _run_session(self, session: StreamingSession, begin: Begin) -> None:
@@ -356,11 +334,11 @@ class Engine:
             result = await session.run()
         except Exception as exc:  # a bug (run() has closed the connection): say so, bill it
             log.error("internal error in session %s", begin.id, exc_info=True)
-            result = _bug_result(begin.id, exc, opened_at)
+            result = bug_result(begin.id, exc, opened_at)
         finally:
             self.current = None
         self.billed_seconds += self.billing.session_ended(result)
-        _log_result(result)
+        log_result(result)
         if self._on_billing is not None:
             self._on_billing()
         self._dispatch(c.SessionEnded(self._clock(), result.ended_by, result.classified))
@@ -439,71 +417,6 @@ class Engine:
             r.attempt + 1,
         )
         self._reporter.record_error(r.classified)
-
-
-def _model_note(begin: Begin, settings: SessionSettings) -> str:
-    """A WARNING line (and status detail) when the server runs another model."""
-    wanted = settings.params.speech_model
-    if begin.model is None or begin.model == wanted:
-        return ""
-    note = (
-        f"the server runs speech model {begin.model!r} but {wanted!r} was requested; "
-        "check streaming.url and streaming.speech_model"
-    )
-    log.warning("%s", note)
-    return note
-
-
-def _bug_result(session_id: str, exc: Exception, opened_at: float) -> SessionResult:
-    return SessionResult(
-        session_id=session_id,
-        ended_by=EndedBy.SERVER,
-        classified=Classified(
-            ErrorClass.CLIENT_BUG,
-            None,
-            "",
-            f"internal error in the session ({type(exc).__name__}: {exc}); this is an "
-            "edgecap bug, please report it with the log",
-        ),
-        termination=None,
-        began_at=opened_at,
-        ended_at=time.monotonic(),
-        audio_sent_ms=0,
-        turns=0,
-    )
-
-
-def _log_result(r: SessionResult) -> None:
-    billed = r.termination.session_duration_seconds if r.termination else None
-    why = ""
-    if r.ended_by is EndedBy.SERVER and r.classified is not None:
-        why = f"; {r.classified.line()}"
-    elif r.close_reason is CloseReason.IDLE:
-        why = " after the idle time"
-    elif r.close_reason is CloseReason.BUDGET:
-        why = ": budget used up"
-    elif r.close_reason is CloseReason.DEADLINE:
-        why = " at the deadline"
-    elif r.close_reason is not None and r.close_reason.rotation:
-        why = f" at a {r.close_reason} point"
-    log.info(
-        "session %s ended (%s%s) after %.1f s, %.1f s audio sent, %d turn(s), billed %s s",
-        r.session_id,
-        r.ended_by,
-        why,
-        r.duration,
-        r.audio_sent_ms / 1000,
-        r.turns,
-        "?" if billed is None else billed,
-    )
-    if r.close_reason is CloseReason.DEADLINE and r.unfinished_text:
-        log.warning("rotation at the deadline ended a turn early: %r", r.unfinished_text)
-    if r.replay_ms:
-        log.info(
-            "%.1f s of audio sent since the last final turn will be replayed%s",
-            r.replay_ms / 1000,
-            f" (unfinished text: {r.unfinished_text!r})" if r.unfinished_text else "",
-        )
 
 
 __all__ = ["Counters", "Engine", "EngineReporter", "EngineState"]

@@ -22,17 +22,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgecap.config import LoadedConfig
 from edgecap.mqtt.discovery import discovery_message
 from edgecap.mqtt.hermes import text_captured
 from edgecap.mqtt.outbox import TurnOutbox
 from edgecap.mqtt.partial import partial_payload
 from edgecap.mqtt.publisher import MqttPublisher
-from edgecap.mqtt.settings import mqtt_settings
-from edgecap.mqtt.spool import SpoolBounds
+from edgecap.mqtt.settings import ServiceSettings
 from edgecap.mqtt.spooldb import open_spool
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
-from edgecap.mqtt.topics import ONLINE, Topics
+from edgecap.mqtt.topics import ONLINE
 from edgecap.providers.assemblyai.messages import Turn
 from edgecap.runtime import Deadline
 from edgecap.state.db import Report
@@ -57,19 +55,18 @@ def _dispatch(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args:
 class MqttService:
     def __init__(
         self,
-        loaded: LoadedConfig,
+        settings: ServiceSettings,
         counters: Callable[[], DaemonCounters] = DaemonCounters,
         *,
         clock: Callable[[], float] = time.time,
         report: Report | None = None,
     ) -> None:
-        cfg = loaded.config
-        self.options = cfg.mqtt
-        self.device_id = cfg.device_id
-        self.topics = Topics(cfg.mqtt.prefix, cfg.device_id, cfg.mqtt.discovery_prefix)
-        self.publisher = MqttPublisher(mqtt_settings(loaded, self.topics))
-        self.bounds = SpoolBounds(cfg.spool.max_turns, cfg.spool.max_age_hours * 3600.0)
-        self.state_dir = cfg.state_dir
+        self.options = settings
+        self.device_id = settings.device_id
+        self.topics = settings.topics
+        self.publisher = MqttPublisher(settings.connection)
+        self.bounds = settings.spool
+        self.state_dir = settings.state_dir
         self._counters = counters
         self._clock = clock
         self._report = report  # the spool's status condition (StatusModel.set_condition)
@@ -215,8 +212,8 @@ class MqttService:
                 "MQTT: no connection to %s:%s after %.0f s and no answer yet: the name lookup "
                 "or the connection hangs (check DNS, the network and mqtt.host); still trying, "
                 "transcripts wait in the spool",
-                self.options.host,
-                self.options.port,
+                self.options.connection.host,
+                self.options.connection.port,
                 CONNECT_REPORT_SECONDS,
             )
         self._watch_connect()

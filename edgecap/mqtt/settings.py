@@ -1,4 +1,4 @@
-"""Connection settings for the MQTT client, taken from the validated config, and TLS."""
+"""Settings of the MQTT client and the service (built by `app/wiring.py`), and TLS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edgecap.config import LoadedConfig
+from edgecap.mqtt.spool import SpoolBounds
 from edgecap.mqtt.topics import Topics
 
 Protocol = Literal["3.1.1", "5"]
@@ -34,6 +34,25 @@ class MqttSettings:
     reconnect_max_seconds: int = 30
     protocol: Protocol = "3.1.1"
     tls: TlsSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Everything `MqttService` publishes and where: the connection, the topics, the spool
+    in the state directory, and which optional outputs are on."""
+
+    device_id: str
+    connection: MqttSettings
+    state_dir: Path
+    spool: SpoolBounds
+    stats_interval_seconds: float = 60.0
+    partials: bool = False
+    hermes: bool = False
+    discovery: bool = False
+
+    @property
+    def topics(self) -> Topics:
+        return self.connection.topics
 
 
 class TlsSetupError(ValueError):
@@ -64,28 +83,3 @@ def tls_context(tls: TlsSettings) -> ssl.SSLContext:
         context.check_hostname = False
     context.verify_mode = ssl.CERT_REQUIRED
     return context
-
-
-def mqtt_settings(loaded: LoadedConfig, topics: Topics) -> MqttSettings:
-    cfg = loaded.config
-    m = cfg.mqtt
-    tls = (
-        TlsSettings(
-            ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, insecure=m.tls_insecure
-        )
-        if m.tls
-        else None
-    )
-    return MqttSettings(
-        host=m.host,
-        port=m.port,
-        client_id=cfg.mqtt_client_id,
-        topics=topics,
-        username=m.username,
-        password=loaded.secrets.mqtt_password,
-        keepalive=m.keepalive_seconds,
-        reconnect_min_seconds=m.reconnect_min_seconds,
-        reconnect_max_seconds=m.reconnect_max_seconds,
-        protocol=m.protocol,
-        tls=tls,
-    )

@@ -48,3 +48,27 @@ class SessionTurns:
                 self._turns[entry.turn_order] = new
                 revised.append(new)
         return revised
+
+
+class RecentSessions:
+    """The labelled turns of the last `keep` sessions (a rotated session's revision arrives
+    while the next one already streams)."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self._keep = keep
+        self._sessions: dict[str, SessionTurns] = {}
+
+    def _of(self, session_id: str) -> SessionTurns:
+        turns = self._sessions.get(session_id)
+        if turns is None:
+            turns = self._sessions[session_id] = SessionTurns()
+            while len(self._sessions) > self._keep:
+                del self._sessions[next(iter(self._sessions))]
+        return turns
+
+    def published(self, turn: TranscriptTurn) -> None:
+        self._of(turn.session_id).published(turn)
+
+    def apply(self, session_id: str, message: SpeakerRevision) -> list[TranscriptTurn]:
+        """The turns of `session_id` whose speakers `message` changes, revised."""
+        return self._of(session_id).apply(message)
