@@ -363,3 +363,42 @@ async def test_listen_is_skipped_when_no_session_can_open(chain: Chain) -> None:
     assert "see streaming" in listen.detail
     assert chain.sim.handshake_attempts == 1  # no second token or session spent
     assert len(chain.tokens.requests) == 1
+
+
+@pytest.mark.parametrize("proxy_auth", ["header", "subprotocol"])
+async def test_proxy_mode_checks_the_way_the_daemon_connects(chain: Chain, proxy_auth: str) -> None:
+    """With auth.mode = "proxy" nothing is minted: the token check says so and passes, the
+    streaming check opens (and terminates) a session through the proxy with the team
+    credential, as the daemon would."""
+    chain.sim.credential = CRED
+    chain.speak()
+    path = chain.write(
+        auth={"mode": "proxy", "proxy_auth": proxy_auth},
+        streaming={"url": chain.sim.proxy_url},
+    )
+    path.write_text(
+        path.read_text().replace(f'token_service_url = "{chain.tokens.base_url}"\n', "")
+    )
+    report = await chain.doctor(path)
+    assert report.exit_status == 0, render_table(report)
+    token = report.get("token")
+    assert token is not None
+    assert "no token needed" in token.detail
+    assert chain.tokens.requests_started == 0
+    session = chain.sim.sessions[0]
+    assert session.auth == f"proxy_{proxy_auth}"
+    assert session.closed_by == "server"  # Terminate answered: billed about a second
+
+
+async def test_a_refused_proxy_credential_is_named_as_the_proxys(chain: Chain) -> None:
+    chain.sim.credential = CRED
+    path = chain.write(auth={"mode": "proxy"}, streaming={"url": chain.sim.proxy_url})
+    path.write_text(
+        path.read_text().replace(f'token_service_url = "{chain.tokens.base_url}"\n', "")
+    )
+    chain.speak()
+    report = await chain.doctor(path, credential="nxkp-wrong")
+    result = only_failure(report, "streaming")
+    assert "KeyPool proxy" in result.detail
+    assert "refused the team credential (HTTP 401" in result.detail
+    assert "credential_file" in result.fix

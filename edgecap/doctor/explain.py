@@ -168,11 +168,55 @@ def observed(stage: str, c: Classified) -> str:
     return f"close {c.code}" + (f" {c.reason!r}" if c.reason else "")
 
 
-def session_advice(stage: str, classified: Classified, url: str) -> Advice:
-    """Cause and fix for a session that did not reach ``Begin``."""
+CREDENTIAL_PLACES = (
+    "auth.credential_file, $CREDENTIALS_DIRECTORY/token-service-credential or "
+    "EDGECAP_TOKEN_SERVICE_CREDENTIAL"
+)
+
+
+def proxy_advice(classified: Classified, url: str) -> Advice | None:
+    """A KeyPool-compatible proxy refused the upgrade (its documented statuses)."""
+    seen = observed("handshake", classified)
+    if classified.code in (401, 403):
+        return Advice(
+            f"the KeyPool proxy at {url} refused the team credential ({seen})",
+            f"check the team credential ({CREDENTIAL_PLACES}) and that the proxy lets it "
+            "use AssemblyAI; ask the KeyPool admin",
+        )
+    if classified.code == 429:
+        return Advice(
+            f"the KeyPool proxy is rate limiting this member ({seen})",
+            "wait a minute and run the doctor again; if it persists, ask the KeyPool admin "
+            "for a higher per-member limit",
+        )
+    if classified.code in (502, 503):
+        return Advice(
+            f"the KeyPool proxy could not reach AssemblyAI ({seen}: no upstream key or "
+            "capacity, or AssemblyAI failed)",
+            "retry later; if it persists, ask the KeyPool admin to check the proxy's "
+            "AssemblyAI keys",
+        )
+    return None
+
+
+def session_advice(
+    stage: str, classified: Classified, url: str, *, way_in: str = "token_query"
+) -> Advice:
+    """Cause and fix for a session that did not reach ``Begin`` (`way_in`: how the upgrade
+    carried the credential, see `AssemblyAIProvider.auth`)."""
     c = classified
     cls = c.error_class
     seen = observed(stage, c)
+    if stage == "handshake" and way_in.startswith("proxy_"):
+        advice = proxy_advice(c, url)
+        if advice is not None:
+            return advice
+    if stage == "handshake" and way_in == "api_key_header" and c.code in (401, 403):
+        return Advice(
+            f"AssemblyAI refused the API key ({seen})",
+            "check the key (auth.api_key_file or EDGECAP_ASSEMBLYAI_API_KEY); it is sent "
+            "as it is, without 'Bearer'",
+        )
     if stage == "handshake" and c.code in (401, 403):
         return Advice(
             f"the streaming server refused the WebSocket upgrade with {seen}: it did not "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from edgecap.app import wiring
 from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import TokenError
@@ -80,7 +81,9 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
         try:
             begin = await session.open(token.value)
         except SessionFailed as exc:
-            advice = session_advice(exc.stage, exc.classified, redact_url(settings.url))
+            way_in = wiring.auth_form(ctx.cfg.auth) if ctx.cfg.auth else "token_query"
+            shown = redact_url(settings.url)
+            advice = session_advice(exc.stage, exc.classified, shown, way_in=way_in)
             return failed(CHECK, advice.cause, advice.fix)
         ctx.options.on_line(f"listening for {seconds:g} s (session {begin.id}): speak now")
         timer = loop.call_later(seconds, stop.set)

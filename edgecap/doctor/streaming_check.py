@@ -80,7 +80,8 @@ async def check_streaming(ctx: DoctorContext) -> CheckResult:
         if exc.stage == "handshake" and c.code is None:
             advice = network_advice(network_kind(exc), "streaming server", shown, "streaming.url")
             return failed(CHECK, f"{advice.cause}: {c.hint}", advice.fix, **failure)
-        advice = session_advice(exc.stage, c, shown)
+        way_in = wiring.auth_form(ctx.cfg.auth) if ctx.cfg.auth else "token_query"
+        advice = session_advice(exc.stage, c, shown, way_in=way_in)
         return failed(CHECK, advice.cause, advice.fix, **failure)
     began_ms = round((time.monotonic() - started) * 1000)
     termination = await session.terminate()

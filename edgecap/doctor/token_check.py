@@ -48,10 +48,11 @@ async def check_token(ctx: DoctorContext) -> CheckResult:
     if not isinstance(source, TokenClient):  # proxy, or the key in the upgrade's header
         ctx.token = await source.fetch()
         how = "the KeyPool proxy" if auth.mode == "proxy" else "the API key in its header"
-        return skipped(
+        return passed(
             CHECK,
-            f"not needed: auth.mode = {auth.mode!r} mints no token; the streaming check "
-            f"connects through {how}",
+            f"no token needed: auth.mode = {auth.mode!r} mints none; the {what} was found "
+            f"and the streaming check uses it ({how})",
+            source=source.source,
         )
     client = source
     url_key = "auth.token_service_url" if service else "auth.api_token_url"
