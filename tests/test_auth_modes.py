@@ -198,3 +198,34 @@ async def test_speaker_labels_are_published_and_a_revision_republishes_the_turn(
     assert [again[t["id"]]["speaker"] for t in originals] == ["B", "A"]
     assert all(t["revision"] == 1 for t in again.values())
     assert any("speaker labels revised on 2 turn(s)" in ln for ln in daemon.stderr_lines)
+
+
+async def test_a_server_running_another_model_is_a_warning_and_a_status_detail(
+    tmp_path: Path,
+    mqtt_broker: MosquittoBroker,
+    alsa_source: AlsaFifoSource,
+) -> None:
+    """Unknown or misspelled parameters are ignored by the server without a word, so the
+    model in Begin is compared with the one asked for."""
+    async with (
+        StreamingSimulator(credential=CREDENTIAL) as sim,
+        TokenServiceSimulator(sim, credential=CREDENTIAL) as tokens,
+    ):
+        sim.settings.reported_model = "universal-streaming-multilingual"
+        auth = {"mode": "token_service"}
+        path = write_config(tmp_path, sim, tokens, alsa_source, mqtt_broker.port, auth, {})
+        status_topic = f"edgecap/{DEVICE}/status"
+        with MqttCollector("127.0.0.1", mqtt_broker.port, [status_topic]) as sub:
+            daemon = await DaemonProcess(path, environment(alsa_source, "token_service")).start()
+            try:
+                streaming = await sub.await_for(lambda m: m.json()["state"] == "streaming", 20)
+                line = await asyncio.wait_for(daemon.wait_log("speech model"), 5)
+            finally:
+                rc = await daemon.stop(signal.SIGTERM)
+                assert rc == 0, daemon.stderr_lines[-5:]
+    assert "WARNING" in line
+    assert "'universal-streaming-multilingual'" in line
+    assert "'universal-streaming-english' was requested" in line
+    detail = streaming[0].json()["detail"]
+    assert "universal-streaming-multilingual" in detail
+    assert "streaming.speech_model" in detail
