@@ -316,6 +316,24 @@ async def test_a_secret_file_others_can_read_is_a_config_warning(tmp_path: Path)
     assert (await check_config(DoctorContext(cfg, DoctorOptions()))).result == "pass"
 
 
+async def test_a_key_the_mode_does_not_use_is_a_config_warning_naming_it(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "edgecap.toml",
+        {},
+        {
+            "auth": {
+                "token_service_url": "http://127.0.0.1:9/v1/assemblyai",
+                "proxy_auth": "subprotocol",  # only used with mode = "proxy"
+            }
+        },
+    )
+    env = {"EDGECAP_TOKEN_SERVICE_CREDENTIAL": "team-cred-xyz"}
+    cfg = load_doctor_config(path, env, installed_credentials=tmp_path / "none")
+    result = await check_config(DoctorContext(cfg, DoctorOptions()))
+    assert result.result == "warn"
+    assert "auth.proxy_auth" in result.detail
+
+
 def test_a_config_path_that_is_a_fifo_does_not_block_the_doctor(tmp_path: Path) -> None:
     fifo = tmp_path / "edgecap.toml"
     os.mkfifo(fifo)

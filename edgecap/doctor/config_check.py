@@ -43,6 +43,14 @@ async def check_config(ctx: DoctorContext) -> CheckResult:
                 "hand it to the service with systemd LoadCredential=",
                 **data,
             )
+        if cfg.warnings:
+            return warned(
+                CHECK,
+                detail + "; but " + "; ".join(cfg.warnings),
+                "each warning names its key: remove what the configured mode or model does "
+                "not use, or fix the value (`edgecap check-config` lists them)",
+                **data,
+            )
         return passed(CHECK, detail, **data)
     lines = [f"{cfg.path}: {len(cfg.problems)} problem(s):"]
     lines.extend(f"- {problem}" for problem in cfg.problems)

@@ -57,6 +57,8 @@ class DoctorConfig:
     secrets: Secrets
     credentials_note: str = ""
     readable: bool = True
+    warnings: tuple[str, ...] = ()
+    """What `edgecap check-config` warns about (keys of another mode, a region mismatch...)."""
 
     @property
     def valid(self) -> bool:
@@ -153,4 +155,5 @@ def load_doctor_config(
         mqtt=c.mqtt,
         secrets=loaded.secrets,
         credentials_note=note,
+        warnings=tuple(w for w in loaded.warnings if w not in loaded.secrets.warnings),
     )
