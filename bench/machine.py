@@ -15,7 +15,6 @@ PACKAGES = (
     "websockets",
     "paho-mqtt",
     "pydantic",
-    "tenacity",
     "httpx",
     "pyalsaaudio",
     "systemd-python",

@@ -106,7 +106,13 @@ def session_settings_for(
 
 
 def capture_settings(cfg: Config) -> CaptureSettings:
-    a = cfg.audio
+    return capture_settings_for(cfg.audio, cfg.session)
+
+
+def capture_settings_for(a: AudioConfig, session: SessionConfig | None) -> CaptureSettings:
+    """The capture child's settings (the doctor passes no session: every frame is sent,
+    none held back as quiet)."""
+    voice = session is not None and session.gate == "voice"
     return CaptureSettings(
         device=a.device,
         sample_rate=a.sample_rate,
@@ -114,7 +120,7 @@ def capture_settings(cfg: Config) -> CaptureSettings:
         periods=a.periods,
         reopen_min_seconds=a.reopen_min_seconds,
         reopen_max_seconds=a.reopen_max_seconds,
-        quiet_limit=level_limit(cfg.session.vad_quiet_dbfs) if cfg.session.gate == "voice" else 0,
+        quiet_limit=level_limit(session.vad_quiet_dbfs) if session is not None and voice else 0,
     )
 
 

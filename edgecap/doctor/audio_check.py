@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgecap.app import wiring
 from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings, DeviceError
 from edgecap.audio.frame import Frame
 from edgecap.doctor.context import DoctorContext
@@ -213,12 +214,7 @@ async def check_audio(ctx: DoctorContext) -> CheckResult:
     audio = ctx.cfg.audio
     if audio is None:
         return skipped(CHECK, ctx.cfg.unavailable("audio"))
-    settings = CaptureSettings(
-        device=audio.device,
-        sample_rate=audio.sample_rate,
-        frame_ms=audio.frame_ms,
-        periods=audio.periods,
-    )
+    settings = wiring.capture_settings_for(audio, None)  # as the daemon opens it
     try:
         recording = await record(settings, ctx.options.record_seconds)
     except DeviceError as exc:

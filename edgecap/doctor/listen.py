@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from edgecap.app import wiring
-from edgecap.audio.capture import CaptureEvent, CaptureProcess, CaptureSettings
+from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import TokenError
 from edgecap.doctor.context import DoctorContext
@@ -56,7 +56,7 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
         ctx.options.on_line(f"turn {turn.turn_order}: {turn.text}")
 
     capture = CaptureProcess(
-        CaptureSettings(audio.device, audio.sample_rate, audio.frame_ms, audio.periods),
+        wiring.capture_settings_for(audio, None),
         loop,
         on_frame,
         on_event,
