@@ -14,7 +14,7 @@ from edgecap.billing.guard import BillingGuard
 from edgecap.billing.ledger import Ledger
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.types import SessionResult
-from edgecap.providers.assemblyai.messages import Termination
+from edgecap.providers.base import SessionTerminated
 
 pytestmark = pytest.mark.unit
 
@@ -135,11 +135,7 @@ def test_voice_does_not_open_while_the_budget_is_used_up() -> None:
 
 
 def result(duration: float, billed: int | None) -> SessionResult:
-    term = (
-        None
-        if billed is None
-        else Termination(audio_duration_seconds=0, session_duration_seconds=billed)
-    )
+    term = None if billed is None else SessionTerminated(billed_seconds=billed, audio_seconds=0)
     return SessionResult("s1", "stop", None, term, 10.0, 10.0 + duration, 0, 1)
 
 

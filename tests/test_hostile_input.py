@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from edgecap.app.status import StatusModel
-from edgecap.engine.inbound import PartialThrottle, WarningBudget, check_turn_audio
+from edgecap.engine.inbound import PartialThrottle, WarningBudget
 from edgecap.mqtt.discovery import discovery_message
 from edgecap.mqtt.hermes import text_captured
 from edgecap.mqtt.partial import partial_payload
@@ -37,6 +37,7 @@ from edgecap.providers.assemblyai.messages import (
     parse_server_message,
 )
 from edgecap.providers.assemblyai.turns import TurnAssembler
+from edgecap.providers.turn import check_turn_audio
 from edgecap.turns.timeline import AudioTimeline
 from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 from tests.strict_json import NotStrictJson, strict_loads

@@ -10,6 +10,13 @@ import pytest
 
 from edgecap.providers.assemblyai.protocol import AssemblyAIProvider
 from edgecap.providers.assemblyai.url import StreamParams, live_changes
+from edgecap.providers.base import (
+    MessageSkipped,
+    ServerFailed,
+    SessionOpened,
+    SessionTerminated,
+    TurnUpdate,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -98,3 +105,63 @@ def test_a_reload_sends_keyterms_and_endpointing_live_and_leaves_the_model_for_l
     assert later == ["speech_model"]
     cleared, _ = live_changes(new, StreamParams(16000, new.speech_model, True, 0.5, 400, 1600))
     assert cleared == {"keyterms_prompt": []}  # [] clears the terms on the server
+
+
+def turn_json(order: int, text: str, *, end: bool, formatted: bool, word_end: int = 900) -> str:
+    words = [
+        {"text": w, "start": 100, "end": word_end, "confidence": 0.9, "word_is_final": True}
+        for w in text.split()
+    ]
+    return json.dumps(
+        {
+            "type": "Turn",
+            "turn_order": order,
+            "turn_is_formatted": formatted,
+            "end_of_turn": end,
+            "transcript": text,
+            "end_of_turn_confidence": 0.8,
+            "words": words,
+        }
+    )
+
+
+def test_the_stream_turns_v3_messages_into_neutral_events_with_the_final_turn_rule() -> None:
+    stream = AssemblyAIProvider("wss://x/v3/ws", US).open_stream()  # format_turns on
+    begin = json.dumps(
+        {"type": "Begin", "id": "s-1", "expires_at": 1700000000, "configuration": {"model": "m"}}
+    )
+    assert stream.receive(begin, sent_ms=0) == [SessionOpened("s-1", 1700000000, "m")]
+    partial = stream.receive(turn_json(0, "turn on", end=False, formatted=False), sent_ms=1000)
+    assert [type(e) for e in partial] == [TurnUpdate]
+    assert isinstance(partial[0], TurnUpdate)
+    assert not partial[0].final
+    assert stream.turn_open
+    # with format_turns the unformatted end of turn is not final yet; the formatted one is
+    unformatted = stream.receive(turn_json(0, "turn on", end=True, formatted=False), sent_ms=1000)
+    assert [e.final for e in unformatted if isinstance(e, TurnUpdate)] == [False]
+    final = stream.receive(turn_json(0, "Turn on.", end=True, formatted=True), sent_ms=1000)
+    assert len(final) == 1
+    assert isinstance(final[0], TurnUpdate)
+    assert final[0].final
+    assert final[0].turn.transcript == "Turn on."
+    assert not stream.turn_open
+    assert stream.receive(turn_json(0, "Turn on.", end=True, formatted=True), sent_ms=1000) == []
+    # words after the audio sent cannot be real
+    skipped = stream.receive(
+        turn_json(1, "late", end=False, formatted=False, word_end=9000), sent_ms=1000
+    )
+    assert [type(e) for e in skipped] == [MessageSkipped]
+    end = json.dumps(
+        {"type": "Termination", "audio_duration_seconds": 7, "session_duration_seconds": 8}
+    )
+    assert stream.receive(end, sent_ms=1000) == [SessionTerminated(8, 7)]
+    error = json.dumps({"type": "Error", "error_code": 3005, "error": "Server error"})
+    assert stream.receive(error, sent_ms=1000) == [ServerFailed(3005, "Server error")]
+    assert stream.receive(json.dumps({"type": "LLMGatewayResponse"}), sent_ms=1000) == []
+
+
+def test_audio_goes_as_raw_pcm_in_binary_frames() -> None:
+    provider = AssemblyAIProvider("wss://x/v3/ws", US)
+    assert provider.encode_audio(b"\x01\x02") == b"\x01\x02"
+    assert provider.sample_rate == 16000
+    assert provider.model == "universal-streaming-english"

@@ -39,7 +39,7 @@ from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
-from edgecap.providers.assemblyai.messages import SpeakerRevision, Turn
+from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.systemd.journal import setup_logging
 from edgecap.systemd.notify import Notifier

@@ -96,7 +96,7 @@ async def check_listen(ctx: DoctorContext) -> CheckResult:
             stopped.cancel()
     finally:
         await capture.stop()
-    billed = result.termination.session_duration_seconds if result.termination else None
+    billed = result.termination.billed_seconds if result.termination else None
     data = {
         "session_id": result.session_id,
         "seconds": seconds,

@@ -87,7 +87,7 @@ async def check_streaming(ctx: DoctorContext) -> CheckResult:
     termination = await session.terminate()
     open_seconds = round(time.monotonic() - started, 2)
     wanted = settings.params.speech_model
-    billed = termination.session_duration_seconds if termination else None
+    billed = termination.billed_seconds if termination else None
     data: dict[str, object] = {
         "url": shown,
         "session_id": begin.id,

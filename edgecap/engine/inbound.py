@@ -22,26 +22,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from edgecap.providers.assemblyai.messages import ProtocolError, Turn
+from edgecap.providers.turn import ProtocolError, Turn
 
 log = logging.getLogger(__name__)
 
 PARTIALS_PER_SECOND = 10
 WARNINGS_PER_WINDOW = 10
 WARNING_WINDOW_SECONDS = 60.0
-AUDIO_SLACK_MS = 1000
-"""Word times may exceed the audio sent by this much (rounding); beyond it they are bogus."""
-
-
-def check_turn_audio(turn: Turn, sent_ms: int) -> None:
-    """`ProtocolError` when the turn's words end after the audio sent in the session: the
-    server cannot have transcribed audio it never received."""
-    end_ms = max((w.end_ms for w in turn.words), default=0)
-    if end_ms > sent_ms + AUDIO_SLACK_MS:
-        raise ProtocolError(
-            f"Turn {turn.turn_order} has words up to {end_ms} ms, but only {sent_ms} ms of "
-            "audio were sent in this session"
-        )
 
 
 class PartialThrottle:

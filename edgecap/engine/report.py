@@ -11,10 +11,10 @@ from edgecap.auth.tokens import TokenError
 from edgecap.engine import events as c
 from edgecap.engine.gaps import Gap
 from edgecap.engine.states import CloseReason, EndedBy
-from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
-from edgecap.providers.assemblyai.errors import classify_network, classify_token_error
-from edgecap.providers.assemblyai.messages import Begin
-from edgecap.providers.failures import Classified, ErrorClass
+from edgecap.engine.types import SessionFailed, SessionResult
+from edgecap.providers.assemblyai.errors import classify_token_error
+from edgecap.providers.base import SessionOpened
+from edgecap.providers.failures import Classified, ErrorClass, classify_network
 
 log = logging.getLogger("edgecap.engine.runner")
 
@@ -48,9 +48,8 @@ def classify_failure(exc: BaseException) -> Classified:
     return classify_network(f"unexpected failure: {exc!r}")
 
 
-def model_note(begin: Begin, settings: SessionSettings) -> str:
+def model_note(begin: SessionOpened, wanted: str) -> str:
     """A WARNING line (and status detail) when the server runs another model."""
-    wanted = settings.params.speech_model
     if begin.model is None or begin.model == wanted:
         return ""
     note = (
@@ -81,7 +80,7 @@ def bug_result(session_id: str, exc: Exception, opened_at: float) -> SessionResu
 
 
 def log_result(r: SessionResult) -> None:
-    billed = r.termination.session_duration_seconds if r.termination else None
+    billed = r.termination.billed_seconds if r.termination else None
     why = ""
     if r.ended_by is EndedBy.SERVER and r.classified is not None:
         why = f"; {r.classified.line()}"

@@ -47,8 +47,9 @@ from edgecap.engine.report import (
 from edgecap.engine.session import StreamingSession
 from edgecap.engine.states import CloseReason, EngineState
 from edgecap.engine.types import SessionFailed, SessionSettings
-from edgecap.providers.assemblyai.messages import Begin, SpeakerRevision, Turn
+from edgecap.providers.base import SessionOpened
 from edgecap.providers.failures import Classified, ErrorClass
+from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.turns.transcript import TranscriptTurn
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Engine:
         """Sum of the sessions' billed seconds (the server's figure, else measured)."""
         self.current: StreamingSession | None = None
         self._opening: StreamingSession | None = None
+        self._pending_update: dict[str, float | int | list[str] | str] = {}
         self._token: Token | None = None
         self._audio_ready = asyncio.Event()  # a frame waits and the sender was not offered it
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -160,9 +162,16 @@ class Engine:
 
     async def update_session(self, **fields: float | int | list[str] | str) -> bool:
         """Change the live session's configuration (UpdateConfiguration, no reconnect).
-        False when no session is streaming (the change applies from the next one)."""
+        A session still connecting (its URL built from the old settings) gets it as soon
+        as it has begun. False when no session is open or opening (the change applies
+        from the next one, whose settings are read when it connects)."""
         session = self.current
-        return session is not None and await session.update_configuration(**fields)
+        if session is not None:
+            return await session.update_configuration(**fields)
+        if self._opening is not None:
+            self._pending_update.update(fields)
+            return True
+        return False
 
     def open_session_seconds(self) -> float:
         """How long the current session has been open (billed, not yet recorded)."""
@@ -325,10 +334,21 @@ class Engine:
         self.current = session
         session.finish_by = self._finish_by
         expires_in = begin.expires_at - time.time() if begin.expires_at else None
-        self._dispatch(c.Began(self._clock(), begin.id, expires_in, model_note(begin, settings)))
+        self._dispatch(
+            c.Began(self._clock(), begin.id, expires_in, model_note(begin, session.provider.model))
+        )
         self._spawn(self._run_session(session, begin), "edgecap-session")
+        if self._pending_update:  # a reload while it was connecting
+            fields, self._pending_update = self._pending_update, {}
+            self._spawn(self._send_update(session, fields), "edgecap-update")
 
-    async def _run_session(self, session: StreamingSession, begin: Begin) -> None:
+    async def _send_update(
+        self, session: StreamingSession, fields: dict[str, float | int | list[str] | str]
+    ) -> None:
+        if await session.update_configuration(**fields):
+            log.info("sent %s to the session that was connecting", ", ".join(sorted(fields)))
+
+    async def _run_session(self, session: StreamingSession, begin: SessionOpened) -> None:
         opened_at = time.monotonic()
         try:
             result = await session.run()

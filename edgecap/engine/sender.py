@@ -36,13 +36,16 @@ class Sender:
         audio_ready: asyncio.Event,
         timeline: AudioTimeline,
         turn_open: Callable[[], bool],
+        encode: Callable[[bytes], bytes | str] | None = None,
+        sample_rate: int | None = None,
     ) -> None:
         self._ws = ws
         self._buffer = buffer
         self._audio_ready = audio_ready  # set when a frame waits and `offer` did not send it
         self._timeline = timeline
         self._turn_open = turn_open
-        self._sample_rate = settings.params.sample_rate
+        self._sample_rate = sample_rate or settings.params.sample_rate
+        self._encode = encode  # the provider's audio message (None: the PCM itself)
         self._idle_history_ms = settings.idle_history_ms
         self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
         self._idle = False  # the task waits for audio: frames may go out from `offer`
@@ -113,9 +116,10 @@ class Sender:
         await self._ws.send(self._message(frames))
         return self._sent(frames, time.monotonic())
 
-    def _message(self, frames: list[Frame]) -> bytes:
+    def _message(self, frames: list[Frame]) -> bytes | str:
         pcm = frames[0].pcm if len(frames) == 1 else b"".join(f.pcm for f in frames)
-        return pad_message(pcm, self._sample_rate)
+        message = pad_message(pcm, self._sample_rate)
+        return message if self._encode is None else self._encode(message)
 
     def _sent(self, frames: list[Frame], now: float) -> int:
         """The send of `frames` returned: they become history; returns their ms."""

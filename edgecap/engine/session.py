@@ -35,33 +35,28 @@ from websockets.typing import Subprotocol
 
 from edgecap import __version__
 from edgecap.engine.buffer import AudioBuffer
-from edgecap.engine.inbound import InboundLog, PartialPacer, check_turn_audio
+from edgecap.engine.inbound import InboundLog, PartialPacer
 from edgecap.engine.sender import Sender
 from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
-from edgecap.providers.assemblyai.errors import (
-    classify_network,
-)
-from edgecap.providers.assemblyai.messages import (
-    Begin,
-    ProtocolError,
-    ServerError,
-    ServerWarning,
-    SpeakerRevision,
-    Termination,
-    Turn,
-    parse_server_message,
-)
 from edgecap.providers.assemblyai.protocol import AssemblyAIProvider
-from edgecap.providers.assemblyai.turns import TurnAssembler
-from edgecap.providers.base import StreamingProvider
-from edgecap.providers.failures import Classified
+from edgecap.providers.base import (
+    MessageSkipped,
+    ProviderEvent,
+    ServerFailed,
+    ServerWarned,
+    SessionOpened,
+    SessionTerminated,
+    StreamingProvider,
+    TurnsRevised,
+    TurnUpdate,
+)
+from edgecap.providers.failures import Classified, classify_network
+from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.turns.timeline import AudioTimeline
 from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
 
 log = logging.getLogger(__name__)
-
-REVISION_MAX_BYTES = 8 * 2**20
 
 
 class StreamingSession:
@@ -84,14 +79,14 @@ class StreamingSession:
         self._on_activity = on_activity  # each Turn message: (final?)
         self._on_revision = on_revision  # (session id, revised speaker labels)
         self._ws: ClientConnection | None = None
-        self.begin: Begin | None = None
+        self.begin: SessionOpened | None = None
         self.provider: StreamingProvider = settings.provider or AssemblyAIProvider(
             settings.url, settings.params
         )
-        self._assembler = TurnAssembler(bool(settings.params.format_turns))
+        self._stream = self.provider.open_stream()
         self._timeline = AudioTimeline()
-        self._termination: Termination | None = None
-        self._server_error: ServerError | None = None
+        self._termination: SessionTerminated | None = None
+        self._server_error: ServerFailed | None = None
         self._terminate_sent = False
         self._turns = 0
         self._close_requested = asyncio.Event()
@@ -106,7 +101,7 @@ class StreamingSession:
 
     # -- opening -----------------------------------------------------------------------
 
-    async def open(self, token: str) -> Begin:
+    async def open(self, token: str) -> SessionOpened:
         s = self.settings
         request = self.provider.connect_request(token)
         shown = request.shown
@@ -122,8 +117,7 @@ class StreamingSession:
                 ping_timeout=10,
                 close_timeout=2,
                 max_queue=64,
-                # a SpeakerRevision at the end of a long session can exceed the 1 MiB default
-                max_size=REVISION_MAX_BYTES if s.params.speaker_labels else 2**20,
+                max_size=self.provider.max_message_bytes,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -156,23 +150,21 @@ class StreamingSession:
                 await self._close_connection()
         return self.begin
 
-    async def _wait_begin(self) -> Begin:
+    async def _wait_begin(self) -> SessionOpened:
         assert self._ws is not None
         while True:
             raw = await self._ws.recv()
-            try:
-                message = parse_server_message(raw)
-            except ProtocolError as exc:
-                self._inbound.skipped(exc)
-                continue
-            if isinstance(message, Begin):
-                return message
-            if isinstance(message, ServerError):
-                self._server_error = message
-            else:
-                log.debug("ignoring %s before Begin", type(message).__name__)
+            for event in self._stream.receive(raw, sent_ms=0):
+                if isinstance(event, SessionOpened):
+                    return event
+                if isinstance(event, ServerFailed):
+                    self._server_error = event
+                elif isinstance(event, MessageSkipped):
+                    self._inbound.skipped(event.error)
+                else:
+                    log.debug("ignoring %s before the session began", type(event).__name__)
 
-    async def terminate(self) -> Termination | None:
+    async def terminate(self) -> SessionTerminated | None:
         """End an opened session that will not `run()`: Terminate, then wait (bounded) for
         Termination and the close. Used by `edgecap doctor` so its probe bills about a second."""
         assert self._ws is not None
@@ -196,7 +188,7 @@ class StreamingSession:
     @property
     def turn_open(self) -> bool:
         """A turn has started (partials came) and is not final yet."""
-        return self._assembler.open_turn is not None
+        return self._stream.turn_open
 
     # -- running -----------------------------------------------------------------------
 
@@ -236,6 +228,8 @@ class StreamingSession:
             audio_ready=self._audio_ready,
             timeline=self._timeline,
             turn_open=lambda: self.turn_open,
+            encode=self.provider.encode_audio,
+            sample_rate=self.provider.sample_rate,
         )
         sender = asyncio.create_task(self._sender.run(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
@@ -249,7 +243,7 @@ class StreamingSession:
             self._partials.close()
             await self._close_connection()
             self._inbound.close()
-        unfinished = self._assembler.flush()
+        unfinished = self._stream.unfinished()
         result = SessionResult(
             session_id=self.begin.id,
             ended_by=ended_by,
@@ -358,37 +352,32 @@ class StreamingSession:
         assert self._ws is not None
         with contextlib.suppress(ConnectionClosed):
             async for raw in self._ws:
-                try:
-                    message = parse_server_message(raw)
-                    if isinstance(message, Turn):
-                        check_turn_audio(message, self._timeline.sent_ms)
-                        self._assembler.check_order(message)
-                        self._inbound.repaired(message)
-                except ProtocolError as exc:
-                    self._inbound.skipped(exc)
-                    continue
-                self._handle(message)
+                for event in self._stream.receive(raw, sent_ms=self._timeline.sent_ms):
+                    self._handle(event)
 
-    def _handle(self, message: object) -> None:
-        if isinstance(message, Turn):
-            final = self._assembler.feed(message)
-            if final is not None:
-                self._partials.final(final.turn_order)  # the last text before the final
-                self._on_final(final)
-            elif self._on_partial is not None and self._assembler.open_turn is message:
-                self._partials.offer(message)
+    def _handle(self, event: ProviderEvent) -> None:
+        if isinstance(event, TurnUpdate):
+            turn = event.turn
+            self._inbound.repaired(turn)
+            if event.final:
+                self._partials.final(turn.turn_order)  # the last text before the final
+                self._on_final(turn)
+            elif self._on_partial is not None:
+                self._partials.offer(turn)
             if self._on_activity is not None:
-                self._on_activity(final is not None)
-        elif isinstance(message, SpeakerRevision):
+                self._on_activity(event.final)
+        elif isinstance(event, MessageSkipped):
+            self._inbound.skipped(event.error)
+        elif isinstance(event, TurnsRevised):
             if self._on_revision is not None and self.begin is not None:
-                self._on_revision(self.begin.id, message)
-        elif isinstance(message, Termination):
-            self._termination = message
-        elif isinstance(message, ServerError):
-            self._server_error = message
-            self._inbound.warning("server error %s: %s", message.code, message.message)
-        elif isinstance(message, ServerWarning):
-            self._inbound.warning("server warning %s: %s", message.code, message.message)
+                self._on_revision(self.begin.id, event.revision)
+        elif isinstance(event, SessionTerminated):
+            self._termination = event
+        elif isinstance(event, ServerFailed):
+            self._server_error = event
+            self._inbound.warning("server error %s: %s", event.code, event.message)
+        elif isinstance(event, ServerWarned):
+            self._inbound.warning("server warning %s: %s", event.code, event.message)
 
     def _emit_partial(self, turn: Turn) -> None:
         assert self.begin is not None
@@ -407,7 +396,7 @@ class StreamingSession:
                 final,
                 device_id=self.settings.device_id,
                 session_id=self.begin.id,
-                speech_model=self.settings.params.speech_model,
+                speech_model=self.provider.model,
                 timeline=self._timeline,
             )
         )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgecap.engine.states import CloseReason, EndedBy
-from edgecap.providers.assemblyai.messages import Termination
 from edgecap.providers.assemblyai.url import StreamParams
-from edgecap.providers.base import StreamingProvider
+from edgecap.providers.base import SessionTerminated, StreamingProvider
 from edgecap.providers.failures import Classified
 
 
@@ -45,7 +44,7 @@ class SessionResult:
     session_id: str
     ended_by: EndedBy
     classified: Classified | None
-    termination: Termination | None
+    termination: SessionTerminated | None
     began_at: float
     ended_at: float
     audio_sent_ms: int
@@ -65,11 +64,7 @@ class SessionResult:
     def server_billed_seconds(self) -> float | None:
         """What the server said it bills (`Termination`), if it said."""
         t = self.termination
-        return (
-            None
-            if t is None or t.session_duration_seconds is None
-            else float(t.session_duration_seconds)
-        )
+        return None if t is None or t.billed_seconds is None else float(t.billed_seconds)
 
     @property
     def clean(self) -> bool:

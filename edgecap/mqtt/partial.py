@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from edgecap.providers.assemblyai.messages import Turn
+from edgecap.providers.turn import Turn
 
 SCHEMA = "edgecap.partial/1"
 

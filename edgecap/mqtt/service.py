@@ -31,7 +31,7 @@ from edgecap.mqtt.settings import ServiceSettings
 from edgecap.mqtt.spooldb import open_spool
 from edgecap.mqtt.stats import DaemonCounters, DeliveryCounters, stats_json, stats_payload
 from edgecap.mqtt.topics import ONLINE
-from edgecap.providers.assemblyai.messages import Turn
+from edgecap.providers.turn import Turn
 from edgecap.runtime import Deadline
 from edgecap.state.db import Report
 from edgecap.turns.transcript import TranscriptTurn

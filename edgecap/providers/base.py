@@ -1,9 +1,13 @@
 """What the engine needs of a speech provider's protocol (no I/O).
 
 A provider is a pure protocol object plus the engine's WebSocket transport
-(`engine.session`): the object says how to connect (URL, headers, subprotocols for the way
-in that is configured), what the control messages look like and how to read a refused
-upgrade or a close. AssemblyAI v3 (`providers.assemblyai.protocol`) is the first.
+(`engine.session`). The object says how to connect (URL, headers, subprotocols for the way
+in that is configured), how an audio message is encoded, what the control messages look
+like and how to read a refused upgrade or a close. Per session it opens a `ProviderStream`
+that turns each server message into provider-neutral events (the session began, a turn
+grew or became final by the provider's own rule, the session was terminated and billed,
+the server failed or warned, a message was unusable), so the engine never reads a
+provider's wire format. AssemblyAI v3 (`providers.assemblyai.protocol`) is the first.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edgecap.providers.failures import Classified
+from edgecap.providers.turn import ProtocolError, SpeakerRevision, Turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +29,121 @@ class ConnectRequest:
     subprotocols: tuple[str, ...] = field(default=(), repr=False)
 
 
+# -- what a server message means (provider-neutral events) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    """The server started the session (AssemblyAI: `Begin`)."""
+
+    id: str
+    expires_at: float | None = None
+    """Unix time at which the server ends the session, if it said."""
+    model: str | None = None
+    """The model the server says it runs, if it said."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnUpdate:
+    """A turn grew (`final` False: a partial) or was finalized by the provider's rule; a
+    turn is final once. `turn.repairs` lists what parsing had to change."""
+
+    turn: Turn
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTerminated:
+    """The server confirmed the end (AssemblyAI: `Termination`) with what it bills."""
+
+    billed_seconds: float | None = None
+    audio_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFailed:
+    """An error the server reports before it closes (its code and full text)."""
+
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerWarned:
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnsRevised:
+    """Speaker labels of earlier turns, revised."""
+
+    revision: SpeakerRevision
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSkipped:
+    """A message that could not be used (malformed, out of order, impossible times)."""
+
+    error: ProtocolError
+
+
+ProviderEvent = (
+    SessionOpened
+    | TurnUpdate
+    | SessionTerminated
+    | ServerFailed
+    | ServerWarned
+    | TurnsRevised
+    | MessageSkipped
+)
+
+
+class ProviderStream(Protocol):
+    """One session's reading of the server's messages (its turn state)."""
+
+    def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
+        """What one server message means; `sent_ms`: audio sent so far (word times beyond
+        it are impossible). Unknown message types mean nothing (an empty list)."""
+        ...
+
+    @property
+    def turn_open(self) -> bool:
+        """A turn has started and is not final yet."""
+        ...
+
+    def unfinished(self) -> Turn | None:
+        """At the end: the turn that never became final, if any."""
+        ...
+
+
 class StreamingProvider(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def model(self) -> str:
+        """The model asked for (published with each turn, compared with the server's)."""
+        ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest server message accepted (the WebSocket's limit)."""
+        ...
+
     def connect_request(self, credential: str) -> ConnectRequest:
         """How to open a session with `credential` (a token, or the configured key)."""
+        ...
+
+    def open_stream(self) -> ProviderStream:
+        """The reader of one new session's messages."""
+        ...
+
+    def encode_audio(self, pcm: bytes) -> bytes | str:
+        """One audio message (PCM16 mono at `sample_rate`): a binary or a text frame."""
         ...
 
     def terminate_message(self) -> str: ...

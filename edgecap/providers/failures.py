@@ -35,4 +35,9 @@ class Classified:
         return f"{where}{reason}: {self.hint} [{self.error_class}]"
 
 
-__all__ = ["Classified", "ErrorClass"]
+def classify_network(detail: str) -> Classified:
+    """A network error or timeout while connecting or waiting (no close frame)."""
+    return Classified(ErrorClass.TRANSIENT, None, "", detail)
+
+
+__all__ = ["Classified", "ErrorClass", "classify_network"]

@@ -10,7 +10,7 @@ labels holds nothing here.
 
 from __future__ import annotations
 
-from edgecap.providers.assemblyai.messages import SpeakerRevision
+from edgecap.providers.turn import SpeakerRevision
 from edgecap.turns.transcript import TranscriptTurn, revise_turn
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from edgecap.providers.assemblyai.messages import RevisedWord, Turn
+from edgecap.providers.turn import RevisedWord, Turn
 from edgecap.turns.timeline import AudioTimeline
 
 SCHEMA = "edgecap.turn/1"

@@ -19,7 +19,7 @@ prefix is consulted before the code.
 
 from __future__ import annotations
 
-from edgecap.providers.failures import Classified, ErrorClass
+from edgecap.providers.failures import Classified, ErrorClass, classify_network
 
 _V3 = "wss://streaming.assemblyai.com/v3/ws"
 _AUTH_TODO = (
@@ -150,6 +150,4 @@ def classify_token_error(status: int | None, kind: str, message: str) -> Classif
     return Classified(ErrorClass.TRANSIENT, None, "", message)
 
 
-def classify_network(detail: str) -> Classified:
-    """A network error or timeout while connecting or waiting (no close frame)."""
-    return Classified(ErrorClass.TRANSIENT, None, "", detail)
+__all__ = ["classify_close", "classify_http_status", "classify_network", "classify_token_error"]

@@ -14,11 +14,11 @@ from typing import Any
 from edgecap.providers.assemblyai.limits import (
     MAX_LABEL_CHARS,
     MAX_LANGUAGE_CHARS,
-    ProtocolError,
     optional_number,
     show,
     unicode_safe,
 )
+from edgecap.providers.turn import ProtocolError
 
 NUMBER = (int, float)
 NOTES_SHOWN = 3

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from edgecap.providers.turn import ProtocolError
+
 MAX_TURN_ORDER = 1_000_000
 """`turn_order` is 0..this (a 3-hour session with a turn every 100 ms has 108,000)."""
 MAX_AUDIO_MS = 86_400_000
@@ -41,10 +43,6 @@ MAX_REVISIONS = 100_000
 """Entries kept from one `SpeakerRevision` (one per revised turn of the session)."""
 MAX_REVISION_WORDS = 200_000
 """Words kept from one `SpeakerRevision`, all its entries together."""
-
-
-class ProtocolError(ValueError):
-    """A server message that does not follow the v3 protocol."""
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -27,30 +27,21 @@ from edgecap.providers.assemblyai.limits import (
     MAX_TURN_ORDER,
     MAX_UNIX_SECONDS,
     MAX_WORDS,
-    ProtocolError,
     line,
     number,
     optional_number,
     show,
     unicode_safe,
 )
-from edgecap.providers.assemblyai.revision import (
+from edgecap.providers.assemblyai.revision import parse_speaker_revision
+from edgecap.providers.turn import (
+    ProtocolError,
     RevisedWord,
     SpeakerRevision,
+    Turn,
     TurnRevision,
-    parse_speaker_revision,
+    Word,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    text: str
-    start_ms: int
-    end_ms: int
-    confidence: float
-    is_final: bool
-    speaker: str | None = None
-    """With `speaker_labels`: who said it ("A", "B", ...; "UNKNOWN", "PENDING")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +54,6 @@ class Begin:
     def model(self) -> str | None:
         model = self.configuration.get("model")
         return line(model, MAX_ID_CHARS) if isinstance(model, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    turn_order: int
-    end_of_turn: bool
-    turn_is_formatted: bool
-    transcript: str
-    end_of_turn_confidence: float
-    words: tuple[Word, ...]
-    utterance: str = ""
-    language_code: str | None = None
-    language_confidence: float | None = None
-    speaker_label: str | None = None
-    """With `speaker_labels`: the turn's speaker ("A", "B", ...; "UNKNOWN" when the turn is
-    too short to tell, "PENDING" when not decided yet); None otherwise."""
-    truncated: bool = False
-    """The transcript or the word list was cut to the limits (`limits.py`)."""
-    repairs: tuple[str, ...] = ()
-    """What parsing changed (cuts, replaced characters), for the log; empty when nothing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,81 @@ from edgecap.providers.assemblyai.messages import (
     FORCE_ENDPOINT,
     KEEP_ALIVE,
     TERMINATE,
+    Begin,
+    ServerError,
+    ServerWarning,
+    SpeakerRevision,
+    Termination,
+    Turn,
+    parse_server_message,
     update_configuration,
 )
+from edgecap.providers.assemblyai.turns import TurnAssembler
 from edgecap.providers.assemblyai.url import StreamParams, redact_url, streaming_url
-from edgecap.providers.base import ConnectRequest
+from edgecap.providers.base import (
+    ConnectRequest,
+    MessageSkipped,
+    ProviderEvent,
+    ServerFailed,
+    ServerWarned,
+    SessionOpened,
+    SessionTerminated,
+    TurnsRevised,
+    TurnUpdate,
+)
 from edgecap.providers.failures import Classified
+from edgecap.providers.turn import ProtocolError, check_turn_audio
 
 AuthForm = Literal["token_query", "proxy_header", "proxy_subprotocol", "api_key_header"]
 PROXY_SUBPROTOCOL_PREFIX = "keypool-token."
+REVISION_MAX_BYTES = 8 * 2**20
+"""With speaker labels: a SpeakerRevision at the end of a long session can exceed the
+WebSocket's 1 MiB default."""
+
+
+class AssemblyAIStream:
+    """One session's v3 messages as provider-neutral events. A turn is final when
+    `end_of_turn and (not format_turns or turn_is_formatted)`, once per `turn_order`
+    (`TurnAssembler`); a Turn with impossible word times or out of order is skipped."""
+
+    def __init__(self, format_turns: bool) -> None:
+        self._assembler = TurnAssembler(format_turns)
+
+    @property
+    def turn_open(self) -> bool:
+        return self._assembler.open_turn is not None
+
+    def unfinished(self) -> Turn | None:
+        return self._assembler.flush()
+
+    def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
+        try:
+            message = parse_server_message(raw)
+            if isinstance(message, Turn):
+                check_turn_audio(message, sent_ms)
+                self._assembler.check_order(message)
+        except ProtocolError as exc:
+            return [MessageSkipped(exc)]
+        if isinstance(message, Turn):
+            final = self._assembler.feed(message)
+            if final is not None:
+                return [TurnUpdate(final, final=True)]
+            if self._assembler.open_turn is message:
+                return [TurnUpdate(message, final=False)]
+            return []  # a repeat of a turn already final
+        if isinstance(message, Begin):
+            return [SessionOpened(message.id, message.expires_at, message.model)]
+        if isinstance(message, Termination):
+            return [
+                SessionTerminated(message.session_duration_seconds, message.audio_duration_seconds)
+            ]
+        if isinstance(message, ServerError):
+            return [ServerFailed(message.code, message.message)]
+        if isinstance(message, ServerWarning):
+            return [ServerWarned(message.code, message.message)]
+        if isinstance(message, SpeakerRevision):
+            return [TurnsRevised(message)]
+        return []  # unknown types are ignored, as the protocol requires
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +105,25 @@ class AssemblyAIProvider:
     params: StreamParams
     auth: AuthForm = "token_query"
     name: str = "assemblyai"
+
+    @property
+    def model(self) -> str:
+        return self.params.speech_model
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    @property
+    def max_message_bytes(self) -> int:
+        return REVISION_MAX_BYTES if self.params.speaker_labels else 2**20
+
+    def open_stream(self) -> AssemblyAIStream:
+        return AssemblyAIStream(bool(self.params.format_turns))
+
+    def encode_audio(self, pcm: bytes) -> bytes:
+        """v3 takes raw PCM16 in binary frames (no JSON, no base64)."""
+        return pcm
 
     @property
     def via_proxy(self) -> bool:

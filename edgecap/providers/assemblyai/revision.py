@@ -32,7 +32,6 @@ without valid times is dropped, each with a note in `repairs`; counts are bounde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from edgecap.providers.assemblyai.fields import NUMBER, Repairs, field
@@ -41,34 +40,10 @@ from edgecap.providers.assemblyai.limits import (
     MAX_REVISION_WORDS,
     MAX_REVISIONS,
     MAX_TURN_ORDER,
-    ProtocolError,
     number,
     show,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RevisedWord:
-    """A word of a revised turn: which one (its times in session audio) and its speaker."""
-
-    start_ms: int
-    end_ms: int
-    speaker: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRevision:
-    turn_order: int
-    speaker_label: str | None
-    """The turn's new label; None when the entry gave none (the turn keeps its label)."""
-    words: tuple[RevisedWord, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SpeakerRevision:
-    revisions: tuple[TurnRevision, ...]
-    repairs: tuple[str, ...] = ()
-    """What parsing dropped (entries, labels, words), for the log; empty when nothing."""
+from edgecap.providers.turn import ProtocolError, RevisedWord, SpeakerRevision, TurnRevision
 
 
 def parse_speaker_revision(data: dict[str, Any]) -> SpeakerRevision:
