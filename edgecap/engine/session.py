@@ -134,6 +134,8 @@ class StreamingSession:
             raise SessionFailed(classify_network(detail), "handshake") from exc
         opened = False
         try:
+            for message in self.provider.opening_messages():  # e.g. OpenAI's session.update
+                await self._ws.send(message)
             self.begin = await asyncio.wait_for(self._wait_begin(), s.begin_timeout)
             opened = True
         except TimeoutError as exc:
@@ -385,8 +387,9 @@ class StreamingSession:
         self._on_partial(self.begin.id, turn)
 
     def _on_final(self, final: Turn) -> None:
-        if final.words:  # the server has transcribed the audio up to the turn's last word
-            self._buffer.confirm_until(final.words[-1].end_ms)
+        end_ms = final.words[-1].end_ms if final.words else final.audio_end_ms
+        if end_ms is not None:  # the server has transcribed the audio up to the turn's end
+            self._buffer.confirm_until(end_ms)
         if not final.transcript.strip():
             return
         assert self.begin is not None

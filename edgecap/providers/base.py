@@ -138,6 +138,11 @@ class StreamingProvider(Protocol):
         """How to open a session with `credential` (a token, or the configured key)."""
         ...
 
+    def opening_messages(self) -> list[str]:
+        """What to send right after the upgrade, before the session counts as begun and
+        before any audio (AssemblyAI: nothing; OpenAI: its `session.update`)."""
+        ...
+
     def open_stream(self) -> ProviderStream:
         """The reader of one new session's messages."""
         ...

@@ -45,6 +45,10 @@ class Turn:
     speaker_label: str | None = None
     """With `speaker_labels`: the turn's speaker ("A", "B", ...; "UNKNOWN" when the turn is
     too short to tell, "PENDING" when not decided yet); None otherwise."""
+    audio_start_ms: int | None = None
+    audio_end_ms: int | None = None
+    """Where the turn lies in the session's audio when the provider gives no word times
+    (OpenAI: the committed item's span); with words, their times say it."""
     truncated: bool = False
     """The transcript or the word list was cut to the limits (`limits.py`)."""
     repairs: tuple[str, ...] = ()

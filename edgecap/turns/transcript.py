@@ -113,8 +113,10 @@ def build_transcript_turn(
     confidence = (
         round(sum(w.confidence for w in turn.words) / len(turn.words), 6) if turn.words else None
     )
-    started = timeline.wall_at(turn.words[0].start_ms) if turn.words else None
-    ended = timeline.wall_at(turn.words[-1].end_ms) if turn.words else None
+    start_ms = turn.words[0].start_ms if turn.words else turn.audio_start_ms
+    end_ms = turn.words[-1].end_ms if turn.words else turn.audio_end_ms
+    started = timeline.wall_at(start_ms) if start_ms is not None else None
+    ended = timeline.wall_at(end_ms) if end_ms is not None else None
     return TranscriptTurn(
         id=turn_id(session_id, turn.turn_order),
         device_id=device_id,

@@ -118,6 +118,9 @@ class AssemblyAIProvider:
     def max_message_bytes(self) -> int:
         return REVISION_MAX_BYTES if self.params.speaker_labels else 2**20
 
+    def opening_messages(self) -> list[str]:
+        return []  # the query string configures the session; Begin comes by itself
+
     def open_stream(self) -> AssemblyAIStream:
         return AssemblyAIStream(bool(self.params.format_turns))
 
