@@ -129,7 +129,7 @@ def _token(value: str | None) -> str:
     return re.sub(r"[\s/\[\]]", "_", value or "")
 
 
-_ERROR_TEXT = re.compile(r"\[([^/\]\s]*)/([^\]\s]*)(?: ([^\]]*))?\] (.*)", re.DOTALL)
+_ERROR_TEXT = re.compile(r"\[([^/\]\s]*)/([^\]\s]*)(?: ([^\]]*))?\](?: (.*))?", re.DOTALL)
 
 
 def read_error_text(text: str) -> tuple[str | None, str | None, str, str | None] | None:
@@ -138,7 +138,7 @@ def read_error_text(text: str) -> tuple[str | None, str | None, str, str | None]
     if match is None:
         return None
     kind, code, param, message = match.groups()
-    return kind or None, code or None, message, param or None
+    return kind or None, code or None, message or "", param or None
 
 
 def classify_close(

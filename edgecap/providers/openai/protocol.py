@@ -24,15 +24,18 @@ import base64
 import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edgecap.providers.assemblyai.url import redact_url
 from edgecap.providers.base import (
     ConnectRequest,
     MessageSkipped,
     ProviderEvent,
+    ProviderStream,
     ServerFailed,
     ServerWarned,
     SessionOpened,
+    StreamingProvider,
     TurnUpdate,
 )
 from edgecap.providers.failures import Classified
@@ -339,6 +342,15 @@ class OpenAIRealtimeProvider:
 
     def classify_close(self, code: int | None, reason: str, *, after_terminate: bool) -> Classified:
         return errors.classify_close(code, reason, after_terminate=after_terminate)
+
+
+if TYPE_CHECKING:  # mypy checks that both classes have the whole interface
+
+    def _provider(provider: OpenAIRealtimeProvider) -> StreamingProvider:
+        return provider
+
+    def _stream(stream: OpenAIStream) -> ProviderStream:
+        return stream
 
 
 __all__ = ["COMMIT", "MIN_COMMIT_MS", "LocalCommit", "OpenAIRealtimeProvider", "OpenAIStream"]
