@@ -116,6 +116,15 @@ class ProviderStream(Protocol):
         """At the end: the turn that never became final, if any."""
         ...
 
+    def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
+        """The local voice gate's verdict changed at `audio_ms` of this session's audio:
+        speech began (`speaking`) or ended (after the gate's hang-over; also call it with
+        False before ending a session deliberately). Returns a message to send right after
+        the audio up to `audio_ms`, in order with it, or None. A provider whose server finds
+        the turns itself returns None (AssemblyAI); OpenAI without server turn detection
+        returns its `input_audio_buffer.commit` at the end of speech."""
+        ...
+
 
 class StreamingProvider(Protocol):
     @property
@@ -151,7 +160,13 @@ class StreamingProvider(Protocol):
         """One audio message (PCM16 mono at `sample_rate`): a binary or a text frame."""
         ...
 
-    def terminate_message(self) -> str: ...
+    def terminate_message(self) -> str:
+        """The message that ends a session (AssemblyAI: Terminate, answered by Termination
+        and the server's close). Empty: the provider has no such handshake (OpenAI): after
+        `local_speech(False, ...)` the engine waits, bounded, until the stream's `turn_open`
+        is False (every committed turn final) and closes the connection itself; that end is
+        clean (nothing to replay)."""
+        ...
 
     def update_message(self, **fields: float | int | bool | list[str] | str) -> str:
         """A live configuration change (no reconnect)."""
@@ -159,7 +174,9 @@ class StreamingProvider(Protocol):
 
     def force_endpoint_message(self) -> str: ...
 
-    def keepalive_message(self) -> str: ...
+    def keepalive_message(self) -> str:
+        """Empty: nothing to send (OpenAI: the WebSocket pings keep the connection)."""
+        ...
 
     def classify_upgrade(self, status: int) -> Classified:
         """The upgrade was refused with this HTTP status."""

@@ -69,6 +69,9 @@ class AssemblyAIStream:
     def unfinished(self) -> Turn | None:
         return self._assembler.flush()
 
+    def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
+        return None  # the server finds the end of each turn itself
+
     def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
         try:
             message = parse_server_message(raw)
