@@ -3,6 +3,7 @@ server VAD and with client commits, the errors a client must explain, and WebSoc
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -305,3 +306,26 @@ async def test_no_session_created_on_demand(sim: OpenAIRealtimeSimulator) -> Non
     record = await sim.wait_closed(sim.sessions[0])
     assert record.created is None
     assert record.closed_by == "client"
+
+
+async def test_a_stall_stops_answering_and_a_hang_never_upgrades(
+    sim: OpenAIRealtimeSimulator,
+) -> None:
+    sim.schedule_fault(RealtimeFault.stall(after_audio_ms=200))
+    async with open_session(sim) as ws:
+        await configure(ws, session_update())
+        await append(ws, speech(0.3))
+        record = sim.sessions[0]
+        await sim.wait_until(lambda: record.stalled, "the stall")
+        assert record.items == []
+        assert not record.closed, "the server keeps the TCP connection open"
+        ws.transport.abort()  # a client watchdog gives up on the silent server
+    sim.schedule_fault(RealtimeFault.handshake_hang())
+    attempt = asyncio.ensure_future(open_session(sim).__aenter__())
+    await sim.wait_until(lambda: len(sim.handshakes) == 2, "the second upgrade")
+    assert sim.handshakes[1].outcome == "hang"
+    assert sim.handshakes[1].status is None
+    assert not attempt.done()
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
