@@ -1,4 +1,9 @@
-"""``edgecap simulate``: run both SIMULATORS in one process until SIGINT/SIGTERM."""
+"""``edgecap simulate``: run the SIMULATORS of one provider until SIGINT/SIGTERM.
+
+``--provider assemblyai`` (the default) runs the AssemblyAI v3 streaming simulator and a
+KeyPool-compatible token service; ``--provider openai`` runs the OpenAI Realtime
+transcription simulator (WebSocket, client secrets and the KeyPool-style secrets path on
+one port)."""
 
 from __future__ import annotations
 
@@ -10,10 +15,17 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edgecap.sim.faults import FaultPlan, parse_fault
+from edgecap.sim.openai import (
+    SECRETS_MODES,
+    OpenAIRealtimeSimulator,
+    RealtimeFault,
+    parse_realtime_fault,
+)
 from edgecap.sim.streaming import StreamingSimulator
 from edgecap.sim.tokens import TOKEN_MODES, TokenServiceSimulator
 
@@ -39,43 +51,82 @@ proxy upgrade refused with 401 for a bad credential takes none):
   stall@WHEN                  stop reading and sending; TCP stays open
 WHEN: audio received (3s, 500ms) or wall time since Begin (wall=3s); none = at once.
 A suffix *N repeats a plan. Examples: close:1011@3s  drop@2s  handshake:503*3
+
+--provider openai: one port serves GET /v1/realtime?intent=transcription (WebSocket,
+"Authorization: Bearer <api key or ek_ secret>"), POST /v1/realtime/client_secrets (Bearer
+<api key>) and POST /v1/openai/v1/realtime/client_secrets (Bearer <credential>; the token
+service base URL is http://HOST:PORT/v1/openai). --secrets-mode sets how both secrets
+paths answer. Its fault SPECs (one per authenticated upgrade):
+  handshake:STATUS            refuse the upgrade (403, 429, 500...)
+  handshake-hang | no-created never answer the upgrade | never send session.created
+  drop@WHEN | stall@WHEN      cut TCP | stop reading and sending
+  error[:CODE[:MESSAGE]]@WHEN an error event (server_error), then close CODE (1011)
+  fail-item@WHEN              the next item committed gets ...transcription.failed
+WHEN: audio (3s, 500ms), wall=3s, or utterance=N (just after the N-th utterance starts).
 """
 
+_PARSERS = {"assemblyai": parse_fault, "openai": parse_realtime_fault}
+Plan = TypeVar("Plan")
 
-def _fault_list(spec: str) -> list[FaultPlan]:
-    try:
-        return parse_fault(spec)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+
+def _fault_spec(spec: str) -> str:
+    """A spec one of the providers' grammars reads (parsed for the chosen one in run())."""
+    errors: list[str] = []
+    for parse in _PARSERS.values():
+        try:
+            parse(spec)
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            return spec
+    raise argparse.ArgumentTypeError(errors[0])
 
 
 def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``simulate`` sub-command to the main CLI's sub-parsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
-        help="run the local AssemblyAI v3 and token service SIMULATORS",
+        help="run the local AssemblyAI v3 (or OpenAI Realtime) and token service SIMULATORS",
         description="Run a local SIMULATOR of AssemblyAI v3 streaming (with /v3/token) "
-        "and of a KeyPool-compatible token service, for tests and demos.",
+        "and of a KeyPool-compatible token service, or with --provider openai of OpenAI's "
+        "Realtime transcription API (with client secrets), for tests and demos.",
         epilog=_FAULT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--provider",
+        choices=("assemblyai", "openai"),
+        default="assemblyai",
+        help="which provider to simulate (default assemblyai)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--streaming-port", type=int, default=0, help="0 = a free port")
     parser.add_argument("--token-port", type=int, default=0, help="0 = a free port")
     parser.add_argument("--script", type=Path, help="utterances, one per line")
-    parser.add_argument("--api-key", default="sim-api-key", help="API key for /v3/token and /v3/ws")
+    parser.add_argument(
+        "--api-key",
+        default="sim-api-key",
+        help="API key (AssemblyAI: /v3/token and /v3/ws; OpenAI: Bearer on /v1/realtime and "
+        "/v1/realtime/client_secrets)",
+    )
     parser.add_argument(
         "--credential",
         default="sim-team-token",
         help="team credential the token service and the proxy path accept",
     )
     parser.add_argument("--token-mode", choices=TOKEN_MODES, default="ok")
+    parser.add_argument(
+        "--secrets-mode",
+        choices=SECRETS_MODES,
+        default="ok",
+        help="openai: how the client_secrets paths answer",
+    )
     parser.add_argument("--slow-delay", type=float, default=2.0, help="seconds, token mode slow")
     parser.add_argument(
-        "--fault", type=_fault_list, action="append", default=[], metavar="SPEC", help="see below"
+        "--fault", type=_fault_spec, action="append", default=[], metavar="SPEC", help="see below"
     )
     parser.add_argument(
-        "--default-fault", type=_fault_list, metavar="SPEC", help="a plan for every connection"
+        "--default-fault", type=_fault_spec, metavar="SPEC", help="a plan for every connection"
     )
     parser.add_argument("--max-rate", type=float, default=1.25, help="x real time (default 1.25)")
     parser.add_argument("--rate-slack", type=float, default=2.0, help="seconds (default 2.0)")
@@ -84,7 +135,11 @@ def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
         "--eot-confidence", type=float, default=0.6, help="simulated end-of-turn confidence"
     )
     parser.add_argument("--reported-model", help="model Begin reports whatever is requested")
-    parser.add_argument("--max-session", type=float, help="cap every session at N seconds")
+    parser.add_argument(
+        "--max-session",
+        type=float,
+        help="cap every session at N seconds (openai: default 3600, the documented 60 minutes)",
+    )
     parser.add_argument(
         "--speakers",
         type=_labels,
@@ -131,7 +186,7 @@ def _write_ready(path: Path, payload: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, faults: list[FaultPlan]) -> None:
     streaming = StreamingSimulator(
         _read_script(args.script),
         api_key=args.api_key,
@@ -147,11 +202,10 @@ async def _serve(args: argparse.Namespace) -> None:
     streaming.settings.speakers = args.speakers or ("A",)
     streaming.settings.revised_speakers = args.revised_speakers
     streaming.settings.detected_language = args.detected_language
-    for plans in args.fault:
-        for plan in plans:
-            streaming.schedule_fault(plan)
+    for plan in faults:
+        streaming.schedule_fault(plan)
     if args.default_fault:
-        streaming.default_fault = args.default_fault[0]
+        streaming.default_fault = parse_fault(args.default_fault)[0]
     tokens = TokenServiceSimulator(
         streaming,
         credential=args.credential,
@@ -190,12 +244,78 @@ async def _serve(args: argparse.Namespace) -> None:
     print("SIMULATOR stopped", flush=True)
 
 
+async def _serve_openai(args: argparse.Namespace, faults: list[RealtimeFault]) -> None:
+    sim = OpenAIRealtimeSimulator(
+        _read_script(args.script),
+        api_key=args.api_key,
+        credential=args.credential,
+        host=args.host,
+        port=args.streaming_port,
+    )
+    if args.max_session is not None:
+        sim.settings.max_session_seconds = args.max_session
+    sim.secrets_mode = args.secrets_mode
+    sim.secrets_slow_seconds = args.slow_delay
+    for plan in faults:
+        sim.schedule_fault(plan)
+    if args.default_fault:
+        sim.default_fault = parse_realtime_fault(args.default_fault)[0]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with sim:
+        if args.ready_file is not None:
+            _write_ready(
+                args.ready_file,
+                {
+                    "realtime_url": sim.url,
+                    "api_base_url": sim.api_base_url,
+                    "client_secrets_url": sim.client_secrets_url,
+                    "token_service_url": sim.token_service_url,
+                },
+            )
+        print(
+            f"SIMULATOR OpenAI Realtime transcription: {sim.url} (Authorization: Bearer <api"
+            " key or ek_ secret>)",
+            flush=True,
+        )
+        print(f"SIMULATOR OpenAI client secrets: {sim.client_secrets_url}", flush=True)
+        print(
+            f"SIMULATOR KeyPool-style token service (OpenAI): {sim.token_service_url}"
+            " (POST /v1/realtime/client_secrets, Authorization: Bearer <credential>)",
+            flush=True,
+        )
+        await stop.wait()
+    print("SIMULATOR stopped", flush=True)
+
+
+def _queued(parse: Callable[[str], list[Plan]], args: argparse.Namespace) -> list[Plan]:
+    """The ``--fault`` plans read with the provider's grammar (``--default-fault`` is
+    checked here too: ``ValueError`` for a spec of the other grammar)."""
+    if args.default_fault:
+        parse(args.default_fault)
+    return [plan for spec in args.fault for plan in parse(spec)]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``edgecap simulate`` until SIGINT/SIGTERM; returns 0."""
+    """Run ``edgecap simulate`` until SIGINT/SIGTERM; returns 0 (2 for a fault spec the
+    chosen provider does not read)."""
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(_serve(args))
+    try:
+        if args.provider == "openai":
+            plans = _queued(parse_realtime_fault, args)
+        else:
+            aai_plans = _queued(parse_fault, args)
+    except ValueError as exc:
+        print(f"edgecap simulate: error: --provider {args.provider}: {exc}", file=sys.stderr)
+        return 2
+    if args.provider == "openai":
+        asyncio.run(_serve_openai(args, plans))
+    else:
+        asyncio.run(_serve(args, aai_plans))
     return 0
