@@ -18,7 +18,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,16 +57,18 @@ def token_session_limit(max_session_seconds: int) -> int:
     return max(60, min(max_session_seconds + SESSION_CAP_MARGIN_SECONDS, AAI_MAX_SESSION_SECONDS))
 
 
-def explain_token_status(status: int, source: str, retry_after: str | None = None) -> str:
+def explain_token_status(
+    status: int, source: str, retry_after: str | None = None, *, provider: str = "AssemblyAI"
+) -> str:
     """One line: what an HTTP status from the token source means and what to do."""
     if source == "token service":
         hints = {
             401: "the team credential is wrong or revoked; check auth.credential_file "
             "(or $CREDENTIALS_DIRECTORY/token-service-credential)",
-            403: "this credential may not use AssemblyAI; ask the token-service admin to grant it",
+            403: f"this credential may not use {provider}; ask the token-service admin to grant it",
             429: "the token service is rate limiting this device; edgecap backs off",
-            502: "the token service could not reach AssemblyAI; usually transient",
-            503: "the token service has no AssemblyAI key or capacity right now; transient",
+            502: f"the token service could not reach {provider}; usually transient",
+            503: f"the token service has no {provider} key or capacity right now; transient",
         }
     else:
         hints = {
@@ -83,7 +85,7 @@ def explain_token_status(status: int, source: str, retry_after: str | None = Non
     return f"{source} answered HTTP {status}: {hint}"
 
 
-def _transport(url: str) -> httpx.AsyncHTTPTransport | None:
+def transport_for(url: str) -> httpx.AsyncHTTPTransport | None:
     """The transport for `url`; None = httpx's default (TLS verified against certifi's CAs).
 
     A plain-http URL never uses TLS (redirects are not followed, and proxies from the
@@ -122,7 +124,7 @@ class TokenClient:
             "max_session_duration_seconds": token_session_limit(max_session_seconds),
         }
         self._timeout = timeout
-        self._client = client or httpx.AsyncClient(timeout=timeout, transport=_transport(url))
+        self._client = client or httpx.AsyncClient(timeout=timeout, transport=transport_for(url))
 
     @property
     def url(self) -> str:
@@ -133,32 +135,14 @@ class TokenClient:
 
     async def fetch(self) -> Token:
         started = time.monotonic()
-        try:
-            response = await self._client.get(
+        response = await answered(
+            self._client.get(
                 self._url, params=self._params, headers=self._headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise TokenError(
-                f"{self.source} at {self._url} did not answer within {self._timeout:g} s; "
-                "check the network or raise auth.request_timeout_seconds",
-                kind="timeout",
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise TokenError(
-                f"cannot reach the {self.source} at {self._url} ({exc}); check the URL, DNS "
-                "and network",
-                kind="network",
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TokenError(f"request to the {self.source} failed: {exc}", kind="network") from exc
-        if response.status_code != 200:
-            raise TokenError(
-                explain_token_status(
-                    response.status_code, self.source, response.headers.get("Retry-After")
-                ),
-                status=response.status_code,
-                kind="http",
-            )
+            ),
+            source=self.source,
+            url=self._url,
+            limit_s=self._timeout,
+        )
         try:
             body = response.json()
         except ValueError:
@@ -175,6 +159,45 @@ class TokenClient:
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
             expires_in = self._params["expires_in_seconds"]
         return Token(token, started + float(expires_in), started)
+
+
+async def answered(
+    request: Awaitable[httpx.Response],
+    *,
+    source: str,
+    url: str,
+    limit_s: float,
+    provider: str = "AssemblyAI",
+) -> httpx.Response:
+    """The response to `request` if it is a 200; else a `TokenError` saying what went
+    wrong and what to do (timeout after `limit_s`, unreachable, an HTTP status explained)."""
+    try:
+        response = await request
+    except httpx.TimeoutException as exc:
+        raise TokenError(
+            f"{source} at {url} did not answer within {limit_s:g} s; "
+            "check the network or raise auth.request_timeout_seconds",
+            kind="timeout",
+        ) from exc
+    except httpx.ConnectError as exc:
+        raise TokenError(
+            f"cannot reach the {source} at {url} ({exc}); check the URL, DNS and network",
+            kind="network",
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise TokenError(f"request to the {source} failed: {exc}", kind="network") from exc
+    if response.status_code != 200:
+        raise TokenError(
+            explain_token_status(
+                response.status_code,
+                source,
+                response.headers.get("Retry-After"),
+                provider=provider,
+            ),
+            status=response.status_code,
+            kind="http",
+        )
+    return response
 
 
 class TokenSource(Protocol):
