@@ -45,6 +45,11 @@ class AudioBuffer:
         self.trimmed_frames = 0
         """History frames dropped to make room while a session was live (not lost)."""
 
+    @property
+    def newest_seq(self) -> int | None:
+        """The sequence number of the last frame added (None while empty)."""
+        return self._frames[-1].seq if self._frames else None
+
     def __len__(self) -> int:
         return len(self._frames)
 

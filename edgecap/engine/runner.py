@@ -145,7 +145,11 @@ class Engine:
             self._gap_closed()
         session = self.current
         wanted = self.billing.admission.wanted
+        gate = self.billing.admission.gate
+        speaking = gate.speaking
         verdict = self.billing.frame(frame, self._buffer, session.turn_open if session else None)
+        if gate.speaking != speaking and session is not None:
+            session.speech_edge(gate.speaking)  # (a provider may commit there: OpenAI)
         if verdict in (GateAction.CLOSE_IDLE, GateAction.CLOSE_BUDGET) and session is not None:
             idle = verdict is GateAction.CLOSE_IDLE
             reason = CloseReason.IDLE if idle else CloseReason.BUDGET
@@ -332,6 +336,8 @@ class Engine:
             return
         self.billing.session_began(begin.id)
         self.current = session
+        if self.billing.admission.gate.speaking:  # opened by a voice onset: speech is on
+            session.speech_edge(True)
         session.finish_by = self._finish_by
         expires_in = begin.expires_at - time.time() if begin.expires_at else None
         self._dispatch(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection
@@ -38,6 +39,7 @@ class Sender:
         turn_open: Callable[[], bool],
         encode: Callable[[bytes], bytes | str] | None = None,
         sample_rate: int | None = None,
+        on_speech_edge: Callable[[bool, int], str | None] | None = None,
     ) -> None:
         self._ws = ws
         self._buffer = buffer
@@ -50,6 +52,17 @@ class Sender:
         self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
         self._idle = False  # the task waits for audio: frames may go out from `offer`
         self._handoff: tuple[Suspended, list[Frame]] | None = None  # a send it must finish
+        self._on_speech_edge = on_speech_edge  # (speaking, audio ms sent) -> message or None
+        self._edges: deque[tuple[int, bool]] = deque()  # (last frame seq then, speaking)
+        self._last_sent_seq = -1
+
+    def speech_edge(self, speaking: bool) -> None:
+        """The local gate's verdict changed with the newest frame: once the audio up to it
+        is sent, the provider is told (and what it returns, e.g. OpenAI's commit, is sent
+        right after that audio). Rare (once per utterance edge): the task handles it."""
+        seq = self._buffer.newest_seq
+        self._edges.append((-1 if seq is None else seq, speaking))
+        self._audio_ready.set()
 
     def offer(self) -> bool:
         """Capture added a frame to the buffer (on the loop, once per frame).
@@ -58,7 +71,7 @@ class Sender:
         False when the task must be woken instead: it is busy or pacing a backlog, the pacer
         asks for a wait, or the send has to wait for the socket (the task finishes it)."""
         ws = self._ws
-        if not self._idle or ws.state is not State.OPEN:
+        if not self._idle or ws.state is not State.OPEN or self._edges:
             return False
         now = time.monotonic()
         frames, wait = plan_message(self._buffer, self._pacer, now)
@@ -84,6 +97,8 @@ class Sender:
                     self._handoff = None
                     await suspended  # a send started by `offer`: finish it
                     self._sent(frames, time.monotonic())
+                elif self._edges and self._edges[0][0] <= self._last_sent_seq:
+                    await self._speech_edge()
                 elif not await self._send_message():
                     self._audio_ready.clear()
                     self._idle = True
@@ -94,6 +109,13 @@ class Sender:
             if self._handoff is not None:  # cancelled before it could finish that send
                 self._handoff[0].close()
                 self._handoff = None
+
+    async def _speech_edge(self) -> None:
+        _, speaking = self._edges.popleft()
+        hook = self._on_speech_edge
+        message = None if hook is None else hook(speaking, self._timeline.sent_ms)
+        if message:
+            await self._ws.send(message)
 
     async def drain(self) -> None:
         """Send what is buffered now (not what capture adds meanwhile); after `run` ended."""
@@ -129,6 +151,7 @@ class Sender:
             ms += f.duration_ms
             timeline.append(f.duration_ms, f.captured_at)
         self._buffer.mark_sent(len(frames))
+        self._last_sent_seq = frames[-1].seq
         self._pacer.sent(ms / 1000, now)
         if not self._turn_open():
             self._buffer.keep_recent_history(self._idle_history_ms)

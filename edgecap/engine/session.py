@@ -90,6 +90,8 @@ class StreamingSession:
         self._terminate_sent = False
         self._turns = 0
         self._close_requested = asyncio.Event()
+        self._early_edges: list[bool] = []
+        self._settled = asyncio.Event()  # no turn open: every committed turn is final
         self._close_as = EndedBy.STOP
         self._close_reason: CloseReason | None = None
         self._sender: Sender | None = None  # while `run()` runs
@@ -159,9 +161,10 @@ class StreamingSession:
             for event in self._stream.receive(raw, sent_ms=0):
                 if isinstance(event, SessionOpened):
                     return event
-                if isinstance(event, ServerFailed):
+                if isinstance(event, ServerFailed):  # refused before it began: no need to wait
                     self._server_error = event
-                elif isinstance(event, MessageSkipped):
+                    raise SessionFailed(self._classify_end(), "begin")
+                if isinstance(event, MessageSkipped):
                     self._inbound.skipped(event.error)
                 else:
                     log.debug("ignoring %s before the session began", type(event).__name__)
@@ -171,7 +174,12 @@ class StreamingSession:
         Termination and the close. Used by `edgecap doctor` so its probe bills about a second."""
         assert self._ws is not None
         try:
-            await self._ws.send(self.provider.terminate_message())
+            terminate = self.provider.terminate_message()
+            if not terminate:  # nothing was sent, nothing to wait for (OpenAI)
+                self._terminate_sent = True
+                self._termination = SessionTerminated()
+                return self._termination
+            await self._ws.send(terminate)
             self._terminate_sent = True
             await asyncio.wait_for(self._receive_loop(), self.settings.terminate_timeout)
         except (TimeoutError, ConnectionClosed):
@@ -232,7 +240,11 @@ class StreamingSession:
             turn_open=lambda: self.turn_open,
             encode=self.provider.encode_audio,
             sample_rate=self.provider.sample_rate,
+            on_speech_edge=self._speech_edge_reached,
         )
+        for speaking in self._early_edges:  # edges before it ran (opened by a voice onset)
+            self._sender.speech_edge(speaking)
+        self._early_edges.clear()
         sender = asyncio.create_task(self._sender.run(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
         closer = asyncio.create_task(self._close_requested.wait(), name="edgecap-close-wait")
@@ -329,7 +341,11 @@ class StreamingSession:
                 with contextlib.suppress(TimeoutError):
                     assert self._sender is not None
                     await asyncio.wait_for(self._sender.drain(), timeout)
-            await self._ws.send(self.provider.terminate_message())
+            terminate = self.provider.terminate_message()
+            if not terminate:  # no termination handshake (OpenAI): end speech, wait, close
+                await self._settle(limit_s=timeout)
+                return
+            await self._ws.send(terminate)
             self._terminate_sent = True
             await asyncio.wait_for(asyncio.shield(receiver), timeout)
         except (TimeoutError, ConnectionClosed):
@@ -342,6 +358,38 @@ class StreamingSession:
         finally:
             receiver.cancel()
             await self._close_connection()
+
+    def speech_edge(self, speaking: bool) -> None:
+        """The local voice gate's verdict changed with the newest captured frame (speech
+        began, or ended after the hang-over): the provider hears of it in order with the
+        audio (OpenAI without server turn detection commits the item there)."""
+        if self._sender is not None:
+            self._sender.speech_edge(speaking)
+        else:
+            self._early_edges.append(speaking)
+
+    def _speech_edge_reached(self, speaking: bool, audio_ms: int) -> str | None:
+        return self._stream.local_speech(speaking, audio_ms=audio_ms)
+
+    async def _settle(self, limit_s: float) -> None:
+        """End local speech (the provider may commit what it has) and wait, bounded, until
+        every committed turn is final; then the end is clean (nothing to replay)."""
+        assert self._ws is not None
+        commit = self._stream.local_speech(False, audio_ms=self._timeline.sent_ms)
+        if commit:
+            await self._ws.send(commit)
+        self._terminate_sent = True
+        if self._stream.turn_open:
+            try:
+                await asyncio.wait_for(self._settled.wait(), limit_s)
+            except TimeoutError:
+                log.warning(
+                    "the last turn was not final within %g s; closing the connection (its "
+                    "audio is replayed in the next session)",
+                    limit_s,
+                )
+                return
+        self._termination = SessionTerminated()  # billed by audio, not by session time
 
     def audio_arrived(self) -> bool:
         """Capture added a frame to the buffer (on the loop, once per frame): while the
@@ -356,6 +404,10 @@ class StreamingSession:
             async for raw in self._ws:
                 for event in self._stream.receive(raw, sent_ms=self._timeline.sent_ms):
                     self._handle(event)
+                if self._stream.turn_open:
+                    self._settled.clear()
+                else:
+                    self._settled.set()
 
     def _handle(self, event: ProviderEvent) -> None:
         if isinstance(event, TurnUpdate):
