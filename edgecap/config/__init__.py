@@ -22,15 +22,25 @@ from edgecap.config.models_table import (
     default_vad_threshold,
     model_caps,
 )
+from edgecap.config.openai import (
+    OPENAI_MODELS,
+    REALTIME_ONLY_MODELS,
+    NoiseReduction,
+    OpenAIConfig,
+    OpenAIModel,
+    TurnDetection,
+)
 from edgecap.config.problems import ConfigError
 from edgecap.config.secrets import Secrets
 from edgecap.config.session import SessionConfig
-from edgecap.config.streaming import EndpointingConfig, StreamingConfig, VoiceFocus
+from edgecap.config.streaming import EndpointingConfig, Provider, StreamingConfig, VoiceFocus
 from edgecap.config.urls import Region, region_streaming_url, region_token_url
 
 __all__ = [
     "EX_CONFIG",
     "MODEL_CAPS",
+    "OPENAI_MODELS",
+    "REALTIME_ONLY_MODELS",
     "ApiKeyAuth",
     "AudioConfig",
     "AuthConfig",
@@ -42,6 +52,10 @@ __all__ = [
     "LoggingConfig",
     "ModelCaps",
     "MqttConfig",
+    "NoiseReduction",
+    "OpenAIConfig",
+    "OpenAIModel",
+    "Provider",
     "ProxyAuth",
     "Region",
     "Secrets",
@@ -49,6 +63,7 @@ __all__ = [
     "SpeechModel",
     "StreamingConfig",
     "StreamingMode",
+    "TurnDetection",
     "VoiceFocus",
     "check_config_command",
     "default_config_path",

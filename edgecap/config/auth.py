@@ -20,15 +20,17 @@ MAX_NETWORK_TIMEOUT_SECONDS = 60
 TOKEN_SERVICE_EXAMPLE = "https://keypool.example.com/v1/assemblyai"  # noqa: S105 - a URL
 
 AuthMode = Literal["token_service", "proxy", "api_key"]
-"""token_service: single-use tokens from a KeyPool-compatible token service, then AssemblyAI
-directly; proxy: the WebSocket goes through a KeyPool-compatible proxy with the team
-credential; api_key: an AssemblyAI API key on the device."""
+"""token_service: single-use tokens (OpenAI: ephemeral client secrets) from a KeyPool-compatible
+token service, then the provider directly; proxy: the WebSocket goes through a
+KeyPool-compatible proxy with the team credential (AssemblyAI only); api_key: the provider's
+API key on the device."""
 ProxyAuth = Literal["header", "subprotocol"]
 """How the team credential reaches the proxy: ``Authorization: Bearer <credential>`` on the
 upgrade request, or the WebSocket subprotocol ``keypool-token.<credential>``."""
 ApiKeyAuth = Literal["token", "header"]
-"""token: mint a temporary token with the key for each session (the key never goes on the
-WebSocket); header: send the key itself as ``Authorization: <key>`` on the upgrade."""
+"""token: mint a temporary token (OpenAI: an ephemeral client secret) with the key (the key
+never goes on the WebSocket); header: send the key itself on the upgrade (AssemblyAI:
+``Authorization: <key>``, OpenAI: ``Authorization: Bearer <key>``)."""
 
 PROXY_SUBPROTOCOL_PREFIX = "keypool-token."
 
@@ -38,6 +40,7 @@ class AuthConfig(_Section):
     token_service_url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
     credential_file: FilePath | None = None
     api_key_file: FilePath | None = None
+    openai_api_key_file: FilePath | None = None
     api_token_url: str = Field(default=V3_TOKEN_URL, max_length=MAX_URL_CHARS)
     proxy_auth: ProxyAuth = "header"
     api_key_auth: ApiKeyAuth = "token"
@@ -87,7 +90,8 @@ class AuthConfig(_Section):
         if self.mode == "token_service" and self.token_service_url is None:
             raise config_problem(
                 'required when auth.mode = "token_service": the token service base URL, '
-                f'e.g. "{TOKEN_SERVICE_EXAMPLE}" (or set auth.mode = "proxy" or "api_key")',
+                f'e.g. "{TOKEN_SERVICE_EXAMPLE}" (.../v1/openai for OpenAI) (or set auth.mode '
+                '= "proxy" or "api_key")',
                 key="token_service_url",
             )
         return self

@@ -32,6 +32,14 @@ def config_problem(
     return PydanticCustomError(CUSTOM_ERROR_TYPE, "{message}", context)
 
 
+def config_problems(keyed: list[tuple[str, str]]) -> Exception:
+    """Several problems at once, each ``(key, message)`` with its own key (a dotted path from
+    where the validator runs), so that one validator reports every rule it finds broken."""
+    first_key, first = keyed[0]
+    context: dict[str, Any] = {"message": first, "key": first_key, "keyed": tuple(keyed)}
+    return PydanticCustomError(CUSTOM_ERROR_TYPE, "{message}", context)
+
+
 def printable(text: str) -> str:
     """``text`` safe for one terminal or journal line: control and format characters,
     line breaks and lone surrogates (undecodable bytes from the environment or the command

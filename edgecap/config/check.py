@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from edgecap.config.base import printable
 from edgecap.config.load import default_config_path, load_config
+from edgecap.config.model import Config
 from edgecap.config.problems import ConfigError
 
 EX_OK = 0
@@ -16,6 +17,13 @@ EX_CONFIG = 78  # sysexits.h; the systemd unit lists it in RestartPreventExitSta
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _stream(config: Config) -> str:
+    """Where sessions go: AssemblyAI's URL as before, or "openai <url>"."""
+    if config.streaming.provider == "openai":
+        return f"openai {config.openai.url}"
+    return config.streaming.url
 
 
 def check_config_command(path: str | None, environ: Mapping[str, str] | None = None) -> int:
@@ -37,7 +45,7 @@ def check_config_command(path: str | None, environ: Mapping[str, str] | None = N
     config = loaded.config
     print(
         f"config OK: {printable(str(loaded.path))} (device_id={config.device_id}, "
-        f"auth={config.auth.mode}, streaming={config.streaming.url}, "
+        f"auth={config.auth.mode}, streaming={_stream(config)}, "
         f"mqtt={_host_port(config.mqtt.host, config.mqtt.port)})"
     )
     for warning in loaded.warnings:

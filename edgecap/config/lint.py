@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from edgecap.config.base import _q
 from edgecap.config.model import Config
+from edgecap.config.provider_rules import provider_warnings
 from edgecap.config.urls import (
     is_assemblyai_host,
     is_loopback_host,
@@ -98,4 +99,8 @@ def _streaming_warnings(config: Config) -> list[str]:
 
 def config_warnings(config: Config) -> tuple[str, ...]:
     """Every warning about ``config``, one line each, starting with the key."""
-    return (*_auth_warnings(config), *_api_key_warnings(config), *_streaming_warnings(config))
+    found = _auth_warnings(config)
+    if config.streaming.provider == "assemblyai":
+        found += _api_key_warnings(config) + _streaming_warnings(config)
+    found += provider_warnings(config.auth, config.streaming, config.endpointing, config.openai)
+    return tuple(found)

@@ -24,6 +24,7 @@ from edgecap.config.problems import (
     validation_problems,
 )
 from edgecap.config.secrets import Secrets, resolve_secrets
+from edgecap.config.streaming import Provider
 
 DEFAULT_CONFIG_PATH = Path("/etc/edgecap/edgecap.toml")
 CONFIG_FILE_NAME = "edgecap.toml"
@@ -66,6 +67,14 @@ def _raw_path(table: Any, key: str) -> tuple[Path | None, bool]:
     return None, False
 
 
+def _raw_provider(streaming: Any) -> str | None:
+    """``streaming.provider`` from unvalidated data; None when it is not a known one."""
+    value = streaming.get("provider", "assemblyai") if isinstance(streaming, dict) else None
+    if not isinstance(value, str) or value.lower() not in get_args(Provider):
+        return None
+    return value.lower()
+
+
 def _secrets_best_effort(
     data: dict[str, Any], environ: Mapping[str, str], base_dir: Path
 ) -> tuple[list[str], tuple[str, ...]]:
@@ -77,12 +86,14 @@ def _secrets_best_effort(
         mode = None
     credential, credential_ok = _raw_path(auth, "credential_file")
     api_key, api_key_ok = _raw_path(auth, "api_key_file")
+    openai_key, openai_key_ok = _raw_path(auth, "openai_api_key_file")
     password, password_ok = _raw_path(mqtt, "password_file")
     skip = {
         name
         for name, ok in (
             ("token_service_credential", credential_ok),
             ("api_key", api_key_ok),
+            ("openai_api_key", openai_key_ok),
             ("mqtt_password", password_ok),
         )
         if not ok
@@ -95,6 +106,8 @@ def _secrets_best_effort(
         environ=environ,
         base_dir=base_dir,
         skip=frozenset(skip),
+        provider=_raw_provider(data.get("streaming", {})),
+        openai_api_key_file=openai_key,
     )
     return problems, secrets.warnings
 
@@ -176,6 +189,8 @@ def _load(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Loaded
         password_file=config.mqtt.password_file,
         environ=env,
         base_dir=base_dir,
+        provider=config.streaming.provider,
+        openai_api_key_file=config.auth.openai_api_key_file,
     )
     problems += secret_problems
     if secrets.mqtt_password is not None and config.mqtt.username is None:

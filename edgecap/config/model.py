@@ -1,7 +1,8 @@
 """Pydantic models of the configuration file: schema, defaults, ranges, cross-field rules.
 
 The `[auth]` section is in ``auth.py``, `[streaming]` and `[endpointing]` in ``streaming.py``,
-`[session]` in ``session.py``; rules spanning sections in ``crosscheck.py``.
+`[openai]` in ``openai.py``, `[session]` in ``session.py``; rules spanning sections in
+``crosscheck.py`` and, for the provider choice, ``provider_rules.py``.
 
 Validation problems raised here are ``PydanticCustomError`` of type ``edgecap``
 whose context holds the ready-made message (and, for rules spanning two keys,
@@ -34,6 +35,8 @@ from edgecap.config.base import (
 )
 from edgecap.config.crosscheck import check_endpointing, check_proxy, resolve_api_token_url
 from edgecap.config.models_table import SpeechModel
+from edgecap.config.openai import OpenAIConfig
+from edgecap.config.provider_rules import check_provider
 from edgecap.config.session import SessionConfig
 from edgecap.config.streaming import EndpointingConfig, StreamingConfig
 from edgecap.config.urls import host_problem
@@ -47,6 +50,7 @@ __all__ = [  # the section models and names that used to live here stay importab
     "EndpointingConfig",
     "LoggingConfig",
     "MqttConfig",
+    "OpenAIConfig",
     "SpeechModel",
     "SpoolConfig",
     "StreamingConfig",
@@ -262,6 +266,7 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     streaming: StreamingConfig = Field(default_factory=StreamingConfig)
     endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
@@ -273,8 +278,17 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Config:
-        check_proxy(self.auth, self.streaming)
-        check_endpointing(self.streaming, self.endpointing)
+        check_provider(
+            audio_rate=self.audio.sample_rate,
+            auth=self.auth,
+            streaming=self.streaming,
+            endpointing=self.endpointing,
+            session=self.session,
+            openai=self.openai,
+        )
+        if self.streaming.provider == "assemblyai":
+            check_proxy(self.auth, self.streaming)
+            check_endpointing(self.streaming, self.endpointing)
         auth = resolve_api_token_url(self.auth, self.streaming)
         if auth is not self.auth:
             # The model is frozen; this runs once, on the instance being validated.

@@ -49,6 +49,10 @@ API_KEY_HINT = (
     "put it in a file and set auth.api_key_file, or use "
     "$CREDENTIALS_DIRECTORY/assemblyai-api-key or EDGECAP_ASSEMBLYAI_API_KEY"
 )
+OPENAI_API_KEY_HINT = (
+    "put it in a file and set auth.openai_api_key_file, or use "
+    "$CREDENTIALS_DIRECTORY/openai-api-key or EDGECAP_OPENAI_API_KEY"
+)
 CREDENTIAL_HINT = (
     "put it in a file and set auth.credential_file, or use "
     "$CREDENTIALS_DIRECTORY/token-service-credential or EDGECAP_TOKEN_SERVICE_CREDENTIAL"
@@ -58,6 +62,7 @@ MQTT_HINT = (
     "$CREDENTIALS_DIRECTORY/mqtt-password or EDGECAP_MQTT_PASSWORD"
 )
 _API_KEY_NAMES = frozenset({"api_key", "apikey", "key", "assemblyai_api_key"})
+_OPENAI_KEY_NAMES = frozenset({"openai_api_key", "openai_key", "openai_apikey"})
 _CREDENTIAL_NAMES = frozenset(
     {"credential", "credentials", "token", "team_token", "token_service_credential", "secret"}
 )
@@ -67,6 +72,8 @@ _PASSWORD_NAMES = frozenset({"password", "passwd", "pass", "mqtt_password"})
 def inline_secret_hint(section: str | None, key: str) -> str | None:
     """The advice for a key that looks like an inline secret, or None if it does not."""
     name = key.lower().replace("-", "_")
+    if name in _OPENAI_KEY_NAMES or (section == "openai" and name in _API_KEY_NAMES):
+        return OPENAI_API_KEY_HINT
     if name in _API_KEY_NAMES:
         return API_KEY_HINT
     if name in _PASSWORD_NAMES:
@@ -275,6 +282,18 @@ def _key_path(loc: Sequence[str | int]) -> str:
     return path
 
 
+def _keyed_problems(
+    loc: list[str | int], keyed: Sequence[tuple[str, str]], env_sources: Mapping[str, str]
+) -> list[str]:
+    """The lines of a ``config_problems`` error: each message under its own key."""
+    lines = []
+    for key, message in keyed:
+        path = _key_path([*loc, key])
+        source = env_sources.get(path)
+        lines.append(f"{path}: {message}" + (f" (from {source})" if source else ""))
+    return lines
+
+
 def validation_problems(
     exc: ValidationError, env_sources: Mapping[str, str] | None = None
 ) -> list[str]:
@@ -289,6 +308,9 @@ def validation_problems(
         kind = err["type"]
         if kind == "extra_forbidden":
             problems.append(unknown_key_problem(names))
+            continue
+        if kind == CUSTOM_ERROR_TYPE and "keyed" in err.get("ctx", {}):
+            problems += _keyed_problems(loc, err["ctx"]["keyed"], env_sources)
             continue
         if kind == CUSTOM_ERROR_TYPE:
             ctx = err.get("ctx", {})

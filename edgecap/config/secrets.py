@@ -43,6 +43,13 @@ ASSEMBLYAI_API_KEY = SecretSpec(
     "assemblyai-api-key",
     "EDGECAP_ASSEMBLYAI_API_KEY",
 )
+OPENAI_API_KEY = SecretSpec(
+    "openai_api_key",
+    "OpenAI API key",
+    "auth.openai_api_key_file",
+    "openai-api-key",
+    "EDGECAP_OPENAI_API_KEY",
+)
 MQTT_PASSWORD = SecretSpec(
     "mqtt_password",
     "MQTT password",
@@ -50,9 +57,8 @@ MQTT_PASSWORD = SecretSpec(
     "mqtt-password",
     "EDGECAP_MQTT_PASSWORD",
 )
-SECRET_ENV_VARS = frozenset(
-    s.env_var for s in (TOKEN_SERVICE_CREDENTIAL, ASSEMBLYAI_API_KEY, MQTT_PASSWORD)
-)
+SECRET_SPECS = (TOKEN_SERVICE_CREDENTIAL, ASSEMBLYAI_API_KEY, OPENAI_API_KEY, MQTT_PASSWORD)
+SECRET_ENV_VARS = frozenset(s.env_var for s in SECRET_SPECS)
 
 
 def _mask(value: str | None) -> str:
@@ -66,15 +72,31 @@ class Secrets:
 
     token_service_credential: str | None = None
     api_key: str | None = None
+    """The AssemblyAI API key."""
     mqtt_password: str | None = None
+    openai_api_key: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"Secrets(token_service_credential={_mask(self.token_service_credential)}, "
-            f"api_key={_mask(self.api_key)}, mqtt_password={_mask(self.mqtt_password)}, "
-            f"sources={self.sources!r})"
+            f"api_key={_mask(self.api_key)}, openai_api_key={_mask(self.openai_api_key)}, "
+            f"mqtt_password={_mask(self.mqtt_password)}, sources={self.sources!r})"
+        )
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """Every secret that is set, for redaction in logs."""
+        return tuple(
+            value
+            for value in (
+                self.token_service_credential,
+                self.api_key,
+                self.openai_api_key,
+                self.mqtt_password,
+            )
+            if value
         )
 
     __str__ = __repr__
@@ -189,12 +211,15 @@ def resolve_secrets(
     environ: Mapping[str, str],
     base_dir: Path,
     skip: frozenset[str] = frozenset(),
+    provider: str | None = "assemblyai",
+    openai_api_key_file: Path | None = None,
 ) -> tuple[Secrets, list[str]]:
     """Resolve what ``auth_mode`` needs plus the optional MQTT password: the token-service
-    credential for "token_service" and "proxy", the API key for "api_key".
+    credential for "token_service" and "proxy", the provider's API key for "api_key" (the
+    AssemblyAI key, or the OpenAI key when ``provider`` is "openai").
 
-    ``auth_mode`` None (unknown) skips the auth secrets; names in ``skip`` (secret
-    names whose file key is itself invalid) are not resolved.
+    ``auth_mode`` None (unknown) skips the auth secrets, ``provider`` None (unknown) the API
+    key; names in ``skip`` (secret names whose file key is itself invalid) are not resolved.
     """
     values: dict[str, str | None] = {}
     sources: dict[str, str] = {}
@@ -204,7 +229,10 @@ def resolve_secrets(
     if auth_mode in ("token_service", "proxy"):  # the same team credential for both
         why = f'when auth.mode = "{auth_mode}"'
         wanted.append((TOKEN_SERVICE_CREDENTIAL, credential_file, why))
-    elif auth_mode == "api_key":
+    elif auth_mode == "api_key" and provider == "openai":
+        why = 'when auth.mode = "api_key" and streaming.provider = "openai"'
+        wanted.append((OPENAI_API_KEY, openai_api_key_file, why))
+    elif auth_mode == "api_key" and provider == "assemblyai":
         wanted.append((ASSEMBLYAI_API_KEY, api_key_file, 'when auth.mode = "api_key"'))
     wanted.append((MQTT_PASSWORD, password_file, None))
     for spec, configured, required_why in wanted:
@@ -224,6 +252,7 @@ def resolve_secrets(
         token_service_credential=values.get("token_service_credential"),
         api_key=values.get("api_key"),
         mqtt_password=values.get("mqtt_password"),
+        openai_api_key=values.get("openai_api_key"),
         sources=sources,
         warnings=tuple(warnings),
     )

@@ -40,6 +40,9 @@ from edgecap.config.urls import (
 
 MAX_TERMINATE_TIMEOUT_SECONDS = 30
 VoiceFocus = Literal["near-field", "far-field"]
+Provider = Literal["assemblyai", "openai"]
+"""Who transcribes: AssemblyAI v3 streaming (`[streaming]`, `[endpointing]`) or OpenAI Realtime
+transcription (`[openai]`)."""
 # ISO 639-1/639-3 language, optionally with a region or script ("en", "yue", "pt-BR", "en_us").
 _LANGUAGE_CODE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})?$")
 
@@ -70,6 +73,7 @@ def _language_code(value: str, index: int | None = None) -> str:
 
 
 class StreamingConfig(_Section):
+    provider: Provider = "assemblyai"
     region: Region = "global"
     url: str = Field(default=region_streaming_url("global"), max_length=MAX_URL_CHARS)
     speech_model: SpeechModel = "universal-streaming-english"
@@ -130,7 +134,7 @@ class StreamingConfig(_Section):
             return self.vad_threshold
         return default_vad_threshold(self.speech_model, speaker_labels=self.speaker_labels)
 
-    @field_validator("region", "voice_focus", "mode", mode="before")
+    @field_validator("provider", "region", "voice_focus", "mode", mode="before")
     @classmethod
     def _choice_lower(cls, value: object) -> object:
         return _lower(value)
@@ -218,6 +222,8 @@ class StreamingConfig(_Section):
 
     @model_validator(mode="after")
     def _model_checks(self) -> StreamingConfig:
+        if self.provider != "assemblyai":
+            return self  # these keys are AssemblyAI's: provider_rules refuses them
         caps, model = self.caps, self.speech_model
         if self.prompt is not None and not caps.prompt:
             raise _unsupported("prompt", model, "prompt", "a prompt")
