@@ -193,10 +193,14 @@ def _openai_auth_warnings(auth: AuthConfig, openai: OpenAIConfig) -> list[str]:
             f"auth.api_token_url: is AssemblyAI's token endpoint, not used with {_OPENAI} "
             "(OpenAI's is openai.client_secrets_url); remove it"
         )
-    if "token_expires_in_seconds" in explicit:
+    lifetime = auth.token_expires_in_seconds  # at its default (the example file): no warning
+    if "token_expires_in_seconds" in explicit and not _is_default(
+        auth, "token_expires_in_seconds", lifetime
+    ):
         found.append(
             f"auth.token_expires_in_seconds: is the AssemblyAI token lifetime, not used with "
-            f"{_OPENAI}; the client secret's is openai.secret_expires_seconds"
+            f"{_OPENAI} (got {lifetime}); the client secret's is "
+            "openai.secret_expires_seconds"
         )
     header = auth.mode == "api_key" and auth.api_key_auth == "header"
     mints_with_key = auth.mode == "api_key" and auth.api_key_auth == "token"
