@@ -73,7 +73,10 @@ class Daemon:
         self.state = "starting"
         self.frames = 0
         self._way_in = (cfg.auth, cfg.streaming.url)
-        self.tokens: CredentialSource = credential_source(cfg.auth, cfg.session, loaded.secrets)
+        openai = cfg.openai if cfg.streaming.provider == "openai" else None
+        self.tokens: CredentialSource = credential_source(
+            cfg.auth, cfg.session, loaded.secrets, openai=openai
+        )
         # Billed time per day, persisted in the state directory (survives restarts).
         self.ledger = configure_ledger(Ledger(), cfg)
         self.ledger_store = LedgerStore.open(cfg.state_dir, self.ledger, now=time.time())
@@ -91,7 +94,8 @@ class Daemon:
             reporter=self.status,
             counters=self.status.counters,  # one counters object, published in the status
             retry=retry_settings(cfg),
-            prefetch=cfg.auth.mints_tokens,  # a spare single-use token; none to keep else
+            # a spare single-use AssemblyAI token; an OpenAI secret is reused as it is
+            prefetch=cfg.auth.mints_tokens and openai is None,
             admission=admission_settings(cfg),
             vad=self.vad,
             ledger=self.ledger,

@@ -14,8 +14,10 @@ import time
 from typing import TYPE_CHECKING
 
 from edgecap.app.wiring import configure_ledger, secrets_of, stream_params
+from edgecap.app.wiring_openai import openai_params
 from edgecap.config import Config, ConfigError, load_config
 from edgecap.providers.assemblyai.url import live_changes
+from edgecap.providers.openai.params import live_changes as openai_live_changes
 from edgecap.systemd.journal import set_level, update_secrets
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ async def reload_config(d: Daemon) -> None:
             "auth",
             "streaming",
             "endpointing",
+            "openai",
             "session",
             "mqtt",
             "spool",
@@ -74,7 +77,7 @@ async def reload_config(d: Daemon) -> None:
         if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
             log.warning("reload: gate and VAD changes take effect after a restart")
         log.info("reload: budget, reset time and session limits apply from now")
-    if {"streaming", "endpointing"} & set(changed):
+    if {"streaming", "endpointing", "openai"} & set(changed):
         await apply_streaming(d, old.config)
     if "audio" in changed:
         log.info("reload: restarting audio capture on %s", new.config.audio.device)
@@ -94,10 +97,16 @@ async def apply_streaming(d: Daemon, old: Config) -> None:
     """Keyterms, prompt and endpointing go to the live session (UpdateConfiguration, no
     reconnect); the rest applies from the next session."""
     new = d.loaded.config
-    live, later = live_changes(
-        stream_params(old.audio, old.streaming, old.endpointing),
-        stream_params(new.audio, new.streaming, new.endpointing),
-    )
+    if old.streaming.provider != new.streaming.provider:
+        log.warning("reload: a change of streaming.provider takes effect after a restart")
+        return
+    if new.streaming.provider == "openai":
+        live, later = openai_live_changes(openai_params(old.openai), openai_params(new.openai))
+    else:
+        live, later = live_changes(
+            stream_params(old.audio, old.streaming, old.endpointing),
+            stream_params(new.audio, new.streaming, new.endpointing),
+        )
     if live:
         sent = await d.engine.update_session(**live)
         where = "to the live session (UpdateConfiguration, no reconnect)"

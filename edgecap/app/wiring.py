@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgecap.app.wiring_openai import openai_credential_source, openai_session_settings
 from edgecap.audio.capture import CaptureSettings
 from edgecap.audio.level import level_limit
 from edgecap.auth.tokens import CredentialSource, StaticCredential, TokenClient
@@ -17,6 +18,7 @@ from edgecap.config import (
     EndpointingConfig,
     LoadedConfig,
     MqttConfig,
+    OpenAIConfig,
     Secrets,
     SessionConfig,
     StreamingConfig,
@@ -32,8 +34,7 @@ from edgecap.providers.assemblyai.url import StreamParams
 
 def secrets_of(loaded: LoadedConfig) -> tuple[str, ...]:
     """Every secret value, for redaction."""
-    s = loaded.secrets
-    return tuple(x for x in (s.token_service_credential, s.api_key, s.mqtt_password) if x)
+    return loaded.secrets.values
 
 
 def stream_params(
@@ -85,10 +86,20 @@ def session_settings_for(
     streaming: StreamingConfig,
     endpointing: EndpointingConfig,
     session: SessionConfig,
+    openai: OpenAIConfig | None = None,
     timeout: Callable[[float], float] = float,
 ) -> SessionSettings:
     """One session's settings from the sections (the daemon and the doctor; `timeout`
     maps each configured network wait, e.g. to the doctor's shorter one)."""
+    if streaming.provider == "openai":
+        return openai_session_settings(
+            device_id,
+            audio=audio,
+            streaming=streaming,
+            openai=openai or OpenAIConfig(),
+            session=session,
+            timeout=timeout,
+        )
     params = stream_params(
         audio, streaming, endpointing, inactivity_timeout=session.inactivity_timeout_seconds or None
     )
@@ -143,6 +154,7 @@ def session_settings(cfg: Config) -> SessionSettings:
         streaming=cfg.streaming,
         endpointing=cfg.endpointing,
         session=cfg.session,
+        openai=cfg.openai,
     )
 
 
@@ -191,10 +203,18 @@ def token_client(
 
 
 def credential_source(
-    auth: AuthConfig, session: SessionConfig, secrets: Secrets, *, timeout: float | None = None
+    auth: AuthConfig,
+    session: SessionConfig,
+    secrets: Secrets,
+    *,
+    openai: OpenAIConfig | None = None,
+    timeout: float | None = None,
 ) -> CredentialSource:
     """What opens each session: a token client that mints single-use tokens, or (proxy,
-    API key in the header) the credential itself."""
+    API key in the header) the credential itself; with `openai` (the provider is OpenAI)
+    an ephemeral client secret reused until it nears expiry."""
+    if openai is not None:
+        return openai_credential_source(auth, openai, secrets, timeout=timeout)
     if auth.mints_tokens:
         return token_client(auth, session, secrets, timeout=timeout)
     if auth.mode == "proxy":

@@ -107,6 +107,10 @@ class ReusedSecret:
     def source(self) -> str:
         return self._source.source
 
+    @property
+    def url(self) -> str:
+        return self._source.url
+
     async def fetch(self) -> Token:
         secret = self._secret
         if secret is None or self._clock() >= renew_at(secret):

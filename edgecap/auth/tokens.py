@@ -210,6 +210,11 @@ class CredentialSource(TokenSource, Protocol):
     @property
     def source(self) -> str: ...
 
+    @property
+    def url(self) -> str:
+        """Where it is fetched from ("" when it is not fetched)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -35,16 +35,7 @@ def doctor_command(
 ) -> int:
     """Run every check; returns 0 when every required check passed, else 1."""
     cfg = load_doctor_config(config_path, environ)
-    secrets = tuple(
-        s
-        for s in (
-            cfg.secrets.token_service_credential,
-            cfg.secrets.api_key,
-            cfg.secrets.mqtt_password,
-        )
-        if s
-    )
-    setup_logging("warning", secrets, target="stderr")  # secrets masked
+    setup_logging("warning", cfg.secrets.values, target="stderr")  # secrets masked
     width = shutil.get_terminal_size((100, 24)).columns
     live = "stderr" if as_json else "stdout"
     options = DoctorOptions(

@@ -22,6 +22,7 @@ from edgecap.config import (
     ConfigError,
     EndpointingConfig,
     MqttConfig,
+    OpenAIConfig,
     Secrets,
     SessionConfig,
     StreamingConfig,
@@ -58,6 +59,7 @@ class DoctorConfig:
     credentials_note: str = ""
     readable: bool = True
     warnings: tuple[str, ...] = ()
+    openai: OpenAIConfig | None = None
     """What `edgecap check-config` warns about (keys of another mode, a region mismatch...)."""
 
     @property
@@ -113,6 +115,8 @@ def _partial(path: Path, problems: list[str], env: Mapping[str, str], note: str)
         password_file=mqtt.password_file if mqtt else None,
         environ=env,
         base_dir=path.parent,
+        provider="openai" if _provider(data) == "openai" else "assemblyai",
+        openai_api_key_file=auth.openai_api_key_file if auth else None,
     )
     return DoctorConfig(
         path=path,
@@ -126,7 +130,14 @@ def _partial(path: Path, problems: list[str], env: Mapping[str, str], note: str)
         mqtt=mqtt,
         secrets=secrets,
         credentials_note=note,
+        openai=_section(OpenAIConfig, data.get("openai")),
     )
+
+
+def _provider(data: dict[str, object]) -> str:
+    streaming = data.get("streaming")
+    value = streaming.get("provider") if isinstance(streaming, dict) else None
+    return value.lower() if isinstance(value, str) else "assemblyai"
 
 
 def load_doctor_config(
@@ -153,6 +164,7 @@ def load_doctor_config(
         endpointing=c.endpointing,
         session=c.session,
         mqtt=c.mqtt,
+        openai=c.openai,
         secrets=loaded.secrets,
         credentials_note=note,
         warnings=tuple(w for w in loaded.warnings if w not in loaded.secrets.warnings),

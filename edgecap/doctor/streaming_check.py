@@ -33,6 +33,7 @@ def session_settings(ctx: DoctorContext) -> SessionSettings | None:
         streaming=cfg.streaming,
         endpointing=cfg.endpointing,
         session=cfg.session or SessionConfig(),
+        openai=cfg.openai,
         timeout=ctx.options.network_timeout,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from edgecap.app import wiring
-from edgecap.auth.tokens import CredentialSource, TokenClient, TokenError
+from edgecap.auth.tokens import CredentialSource, StaticCredential, TokenError
 from edgecap.config import SessionConfig
 from edgecap.doctor.context import DoctorContext
 from edgecap.doctor.explain import network_advice, network_kind, token_fix
@@ -26,7 +26,10 @@ def token_client(ctx: DoctorContext) -> CredentialSource | None:
         return None
     timeout = ctx.options.network_timeout(cfg.auth.request_timeout_seconds)
     session = cfg.session or SessionConfig()
-    return wiring.credential_source(cfg.auth, session, cfg.secrets, timeout=timeout)
+    openai = cfg.openai if cfg.streaming and cfg.streaming.provider == "openai" else None
+    return wiring.credential_source(
+        cfg.auth, session, cfg.secrets, openai=openai or None, timeout=timeout
+    )
 
 
 async def check_token(ctx: DoctorContext) -> CheckResult:
@@ -36,16 +39,20 @@ async def check_token(ctx: DoctorContext) -> CheckResult:
         ctx.token_problem = "no valid [auth] section"  # noqa: S105 - not a secret
         return skipped(CHECK, cfg.unavailable("auth"))
     service = auth.uses_team_credential
-    secret_name = "token_service_credential" if service else "api_key"
-    secret = cfg.secrets.token_service_credential if service else cfg.secrets.api_key
-    what = "token-service credential" if service else "AssemblyAI API key"
+    openai = cfg.streaming is not None and cfg.streaming.provider == "openai"
+    if service:
+        secret_name, what = "token_service_credential", "token-service credential"
+    else:
+        secret_name = "openai_api_key" if openai else "api_key"
+        what = "OpenAI API key" if openai else "AssemblyAI API key"
+    secret = getattr(cfg.secrets, secret_name)
     if not secret:
         ctx.token_problem = f"no {what}"
         return skipped(CHECK, f"not run: no {what} was found (see config)")
     source = token_client(ctx)
     assert source is not None
     ctx.tokens = source
-    if not isinstance(source, TokenClient):  # proxy, or the key in the upgrade's header
+    if isinstance(source, StaticCredential):  # proxy, or the key in the upgrade's header
         ctx.token = await source.fetch()
         how = "the KeyPool proxy" if auth.mode == "proxy" else "the API key in its header"
         return passed(
@@ -56,6 +63,8 @@ async def check_token(ctx: DoctorContext) -> CheckResult:
         )
     client = source
     url_key = "auth.token_service_url" if service else "auth.api_token_url"
+    if openai and not service:
+        url_key = "openai.client_secrets_url"
     started = time.monotonic()
     try:
         token = await client.fetch()
