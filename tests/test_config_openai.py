@@ -40,7 +40,7 @@ CREDENTIAL = "team-credential-Zq81x"
 ENV = {"EDGECAP_TOKEN_SERVICE_CREDENTIAL": CREDENTIAL}
 OPENAI_KEY = "sk-test-openai-4b1f"
 BASE = (
-    "[audio]\nsample_rate = 24000\n"
+    "[audio]\nsample_rate = 16000\n"
     f'[auth]\ntoken_service_url = "{TOKEN_SERVICE}"\n'
     '[streaming]\nprovider = "openai"\n'
 )
@@ -178,12 +178,15 @@ def test_unknown_provider_is_named(tmp_path: Path) -> None:
     )
 
 
-def test_openai_needs_24_khz(tmp_path: Path) -> None:
-    problem = only_problem(tmp_path, BASE.replace("sample_rate = 24000", "sample_rate = 16000"))
+def test_openai_takes_16_khz_resampled_or_24_khz_as_it_is(tmp_path: Path) -> None:
+    problem = only_problem(tmp_path, BASE.replace("sample_rate = 16000", "sample_rate = 44100"))
     assert problem == (
-        'audio.sample_rate: must be 24000 with streaming.provider = "openai" (got 16000): '
-        "OpenAI takes 24 kHz PCM; set audio.sample_rate = 24000 (a plughw: device converts)"
+        'audio.sample_rate: must be 16000 or 24000 with streaming.provider = "openai" (got '
+        "44100): OpenAI takes 24 kHz PCM; edgecap resamples 16 kHz capture (which the voice "
+        "gate needs), or sends 24 kHz capture as it is"
     )
+    problem = only_problem(tmp_path, BASE.replace("sample_rate = 16000", "sample_rate = 24000"))
+    assert problem.startswith('audio.sample_rate: must be 16000 with session.gate = "voice"')
 
 
 def test_openai_refuses_proxy_mode(tmp_path: Path) -> None:
@@ -215,7 +218,7 @@ def test_server_vad_may_run_with_the_always_gate(tmp_path: Path) -> None:
 
 def test_every_provider_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = (
-        '[audio]\nsample_rate = 16000\n[auth]\nmode = "proxy"\n'
+        '[audio]\nsample_rate = 44100\n[auth]\nmode = "proxy"\n'
         '[streaming]\nprovider = "openai"\nspeech_model = "u3-rt-pro"\n'
         '[endpointing]\nmax_turn_silence = 900\n[session]\ngate = "always"\n'
     )
@@ -316,7 +319,6 @@ def test_the_shipped_example_switched_to_openai_loads_with_leftover_warnings(
 ) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     text = text.replace('provider = "assemblyai"', 'provider = "openai"', 1)
-    text = text.replace("sample_rate = 16000", "sample_rate = 24000", 1)
     text = text.replace(
         'token_service_url = "https://keypool.example.com/v1/assemblyai"',
         f'token_service_url = "{TOKEN_SERVICE}"',

@@ -19,6 +19,7 @@ from edgecap.providers.openai.params import OpenAIParams, ServerVad
 from edgecap.providers.openai.protocol import OpenAIRealtimeProvider
 from edgecap.sim.openai import OpenAIRealtimeSimulator
 from edgecap.turns.transcript import TranscriptTurn
+from tests.harness import silence, tone
 from tests.sim_openai_helpers import quiet, speech
 
 pytestmark = pytest.mark.integration
@@ -27,10 +28,10 @@ KEY = "sim-api-key"
 FRAME_BYTES = 2400  # 50 ms of 24 kHz PCM16
 
 
-def frames(pcm: bytes, first: int = 0) -> Iterator[Frame]:
-    for i, offset in enumerate(range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)):
+def frames(pcm: bytes, first: int = 0, size: int = FRAME_BYTES) -> Iterator[Frame]:
+    for i, offset in enumerate(range(0, len(pcm) - size + 1, size)):
         seq = first + i
-        yield Frame(seq, pcm[offset : offset + FRAME_BYTES], seq * 0.05, seq * 0.05, 50)
+        yield Frame(seq, pcm[offset : offset + size], seq * 0.05, seq * 0.05, 50)
 
 
 def settings(sim: OpenAIRealtimeSimulator, params: OpenAIParams) -> SessionSettings:
@@ -58,8 +59,8 @@ class Rig:
         self.turns.append(turn)
         self.turned.set()
 
-    def play(self, pcm: bytes) -> None:
-        for f in frames(pcm, self.seq):
+    def play(self, pcm: bytes, size: int = FRAME_BYTES) -> None:
+        for f in frames(pcm, self.seq, size):
             self.buffer.append(f)
             self.seq = f.seq + 1
         if not self.session.audio_arrived():
@@ -119,3 +120,27 @@ async def test_a_model_in_the_url_fails_at_once_with_its_reason() -> None:
         with pytest.raises(SessionFailed) as failed:
             await asyncio.wait_for(rig.session.open(KEY), 2.5)  # not the 3 s Begin wait
     assert "transcription model" in failed.value.classified.line()
+
+
+async def test_16_khz_capture_is_resampled_to_the_24_khz_openai_takes() -> None:
+    """The voice gate hears 16 kHz: that capture goes out resampled (libsoxr), its length
+    kept, so turns and their times line up with the capture."""
+    async with OpenAIRealtimeSimulator(["Turn on the lights."]) as sim:
+        params = OpenAIParams(
+            url=sim.url, model="gpt-4o-transcribe", turn_detection=ServerVad(), input_rate=16000
+        )
+        rig = Rig(sim, params)
+        await rig.session.open(KEY)
+        run = asyncio.create_task(rig.session.run())
+        pcm16 = silence(0.3, 16000) + tone(1.0, 300, amplitude=0.3, rate=16000)
+        rig.play(pcm16 + silence(1.0, 16000), size=1600)  # 50 ms frames at 16 kHz
+        await rig.wait_turns(1)
+        record = sim.sessions[0]
+        rig.session.request_close(CloseReason.STOP, drain=True)
+        await asyncio.wait_for(run, 10)
+    assert [t.text for t in rig.turns] == ["Turn on the lights."]
+    assert 2200 <= record.audio_ms <= 2300  # 2.3 s captured, 2.3 s sent (minus filter delay)
+    item = record.items[0]
+    assert item.audio_end_ms is not None
+    # the tone ends 1.3 s in, as captured; server VAD ends the item 500 ms of silence later
+    assert 1700 <= item.audio_end_ms <= 1900

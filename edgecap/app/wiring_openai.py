@@ -22,7 +22,7 @@ from edgecap.providers.openai.params import OpenAIParams, ServerVad, session_con
 from edgecap.providers.openai.protocol import OpenAIRealtimeProvider
 
 
-def openai_params(o: OpenAIConfig) -> OpenAIParams:
+def openai_params(o: OpenAIConfig, capture_rate: int = 24000) -> OpenAIParams:
     vad = (
         ServerVad(o.vad_threshold, o.prefix_padding_ms, o.silence_duration_ms)
         if o.effective_turn_detection == "server_vad"
@@ -35,6 +35,7 @@ def openai_params(o: OpenAIConfig) -> OpenAIParams:
         prompt=o.prompt,
         noise_reduction=o.effective_noise_reduction,
         turn_detection=vad,
+        input_rate=capture_rate,
     )
 
 
@@ -47,7 +48,7 @@ def openai_session_settings(
     session: SessionConfig,
     timeout: Callable[[float], float] = float,
 ) -> SessionSettings:
-    params = openai_params(openai)
+    params = openai_params(openai, audio.sample_rate)
     return SessionSettings(
         url=openai.url,
         # (the engine reads the provider; these only describe the audio and the model)

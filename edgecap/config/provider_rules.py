@@ -57,6 +57,9 @@ ASSEMBLYAI_ENDPOINTING_KEYS: Mapping[str, str | None] = MappingProxyType(
 )
 _OPENAI = 'streaming.provider = "openai"'
 
+CAPTURE_RATE_RESAMPLED = 16000
+"""The capture rate edgecap resamples to OpenAI's 24 kHz (the voice gate's rate)."""
+
 
 def _shown(value: object) -> str:
     """A (non-secret) value as TOML writes it, shortened and printable."""
@@ -120,13 +123,22 @@ def _openai_problems(
                 'credential) or "api_key"',
             )
         )
-    if audio_rate != OPENAI_SAMPLE_RATE:
+    if audio_rate not in (CAPTURE_RATE_RESAMPLED, OPENAI_SAMPLE_RATE):
         found.append(
             (
                 "audio.sample_rate",
-                f"must be {OPENAI_SAMPLE_RATE} with {_OPENAI} (got {audio_rate}): OpenAI takes "
-                f"24 kHz PCM; set audio.sample_rate = {OPENAI_SAMPLE_RATE} (a plughw: device "
-                "converts)",
+                f"must be {CAPTURE_RATE_RESAMPLED} or {OPENAI_SAMPLE_RATE} with {_OPENAI} (got "
+                f"{audio_rate}): OpenAI takes 24 kHz PCM; edgecap resamples 16 kHz capture "
+                f"(which the voice gate needs), or sends 24 kHz capture as it is",
+            )
+        )
+    elif audio_rate == OPENAI_SAMPLE_RATE and session.gate == "voice":
+        found.append(
+            (
+                "audio.sample_rate",
+                f'must be {CAPTURE_RATE_RESAMPLED} with session.gate = "voice" (got '
+                f"{audio_rate}): the voice detector hears 16 kHz audio; edgecap resamples it "
+                "to OpenAI's 24 kHz",
             )
         )
     if openai.manual_commit and session.gate != "voice":

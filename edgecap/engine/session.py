@@ -238,7 +238,7 @@ class StreamingSession:
             audio_ready=self._audio_ready,
             timeline=self._timeline,
             turn_open=lambda: self.turn_open,
-            encode=self.provider.encode_audio,
+            encode=self._stream.encode_audio,
             sample_rate=self.provider.sample_rate,
             on_speech_edge=self._speech_edge_reached,
         )
@@ -452,6 +452,7 @@ class StreamingSession:
                 device_id=self.settings.device_id,
                 session_id=self.begin.id,
                 speech_model=self.provider.model,
+                provider=self.provider.name,
                 timeline=self._timeline,
             )
         )

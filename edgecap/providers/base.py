@@ -116,6 +116,10 @@ class ProviderStream(Protocol):
         """At the end: the turn that never became final, if any."""
         ...
 
+    def encode_audio(self, pcm: bytes) -> bytes | str:
+        """One audio message of this session (it may keep state: a resampler)."""
+        ...
+
     def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
         """The local voice gate's verdict changed at `audio_ms` of this session's audio:
         speech began (`speaking`) or ended (after the gate's hang-over; also call it with

@@ -60,6 +60,8 @@ class TranscriptTurn:
     language_confidence: float | None = None
     revision: int = 0
     """0 when first published; each speaker revision publishes the turn again, one higher."""
+    provider: str | None = None
+    """The speech provider that transcribed it ("assemblyai", "openai")."""
 
     def payload(self) -> dict[str, Any]:
         optional: dict[str, Any] = {}
@@ -69,6 +71,8 @@ class TranscriptTurn:
             optional["language_confidence"] = self.language_confidence
         if self.revision:
             optional["revision"] = self.revision
+        if self.provider is not None:
+            optional["provider"] = self.provider
         if self.gap_before_ms is not None:
             optional["gap_before_ms"] = self.gap_before_ms
         if self.truncated:
@@ -104,6 +108,7 @@ def build_transcript_turn(
     session_id: str,
     speech_model: str,
     timeline: AudioTimeline,
+    provider: str | None = None,
 ) -> TranscriptTurn:
     words = tuple(
         {"text": w.text, "start_ms": w.start_ms, "end_ms": w.end_ms, "confidence": w.confidence}
@@ -118,6 +123,7 @@ def build_transcript_turn(
     started = timeline.wall_at(start_ms) if start_ms is not None else None
     ended = timeline.wall_at(end_ms) if end_ms is not None else None
     return TranscriptTurn(
+        provider=provider,
         id=turn_id(session_id, turn.turn_order),
         device_id=device_id,
         session_id=session_id,

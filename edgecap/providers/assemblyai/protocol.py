@@ -72,6 +72,9 @@ class AssemblyAIStream:
     def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
         return None  # the server finds the end of each turn itself
 
+    def encode_audio(self, pcm: bytes) -> bytes:
+        return pcm  # raw PCM16 in binary frames
+
     def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
         try:
             message = parse_server_message(raw)

@@ -103,6 +103,9 @@ class OpenAIParams:
     """None: edgecap commits at the end of local speech (required by `REALTIME_ONLY`)."""
     sample_rate: int = SAMPLE_RATE
     logprobs: bool = False
+    input_rate: int = SAMPLE_RATE
+    """The capture rate of the PCM handed to the session: other than 24000 (16000, which the
+    voice gate needs) it is resampled to 24 kHz before it is sent."""
     """Ask for token log-probabilities: a final's confidence comes from them (else 1.0)."""
 
     def __post_init__(self) -> None:

@@ -62,6 +62,7 @@ from edgecap.providers.openai.params import (
     session_update,
     updated,
 )
+from edgecap.providers.openai.resample import WIRE_RATE, Upsampler
 from edgecap.providers.turn import AUDIO_SLACK_MS, ProtocolError, Turn
 
 COMMIT = json.dumps({"type": "input_audio_buffer.commit"})
@@ -122,13 +123,19 @@ def _span(item: Item | None) -> str:
     return f" (audio {item.start_ms if item.start_ms is not None else '?'}-{item.end_ms} ms)"
 
 
+def append_event(pcm24: bytes) -> str:
+    """`input_audio_buffer.append` with 24 kHz PCM in base64 (a text frame)."""
+    return (_APPEND_HEAD + base64.b64encode(pcm24) + _APPEND_TAIL).decode("ascii")
+
+
 class OpenAIStream:
     """One session's events as provider-neutral ones: `session.updated` begins it, deltas
     are partials, completions are finals in commit order (a failed item is a warning and an
     empty final: its audio counts as processed), error events fail or warn by class."""
 
-    def __init__(self, manual_commit: bool) -> None:
+    def __init__(self, manual_commit: bool, input_rate: int = 24000) -> None:
         self._manual = manual_commit
+        self._upsample = Upsampler(input_rate) if input_rate != WIRE_RATE else None
         self._items = ItemLedger()
         self._created_id: str | None = None
         self._opened = False
@@ -147,6 +154,10 @@ class OpenAIStream:
     def unfinished(self) -> Turn | None:
         item = self._items.unfinished()
         return None if item is None else _partial(item)
+
+    def encode_audio(self, pcm: bytes) -> str:
+        """One audio message: resampled to 24 kHz when the capture rate differs."""
+        return append_event(pcm if self._upsample is None else self._upsample(pcm))
 
     def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
         """The local gate's verdict changed at `audio_ms` of this session's audio (speech
@@ -287,7 +298,9 @@ class OpenAIRealtimeProvider:
 
     @property
     def sample_rate(self) -> int:
-        return self.params.sample_rate
+        """The rate of the PCM handed to the session (the capture rate); the stream
+        resamples it to the 24 kHz on the wire."""
+        return self.params.input_rate
 
     @property
     def max_message_bytes(self) -> int:
@@ -306,11 +319,12 @@ class OpenAIRealtimeProvider:
         return [session_update(self.params)]
 
     def open_stream(self) -> OpenAIStream:
-        return OpenAIStream(self.params.manual_commit)
+        return OpenAIStream(self.params.manual_commit, self.params.input_rate)
 
     def encode_audio(self, pcm: bytes) -> str:
-        """`input_audio_buffer.append` with the PCM in base64 (a text frame)."""
-        return (_APPEND_HEAD + base64.b64encode(pcm) + _APPEND_TAIL).decode("ascii")
+        """`input_audio_buffer.append` with 24 kHz PCM in base64 (a text frame); a session
+        resampling other capture rates encodes through its stream."""
+        return append_event(pcm)
 
     def commit_message(self) -> str:
         """`input_audio_buffer.commit` (no event id): what is buffered becomes an item. The
