@@ -268,7 +268,7 @@ def test_speech_started_but_never_committed_stops_counting_once_a_later_item_com
 def test_manual_mode_commits_at_the_end_of_local_speech_and_keeps_the_span() -> None:
     stream = manual_stream()
     assert stream.local_speech(True, audio_ms=500) is None
-    assert stream.turn_open  # local speech not yet committed
+    assert not stream.turn_open  # local speech is the gate's: it must hear its end
     message = stream.local_speech(False, audio_ms=3000)
     assert message is not None
     assert json.loads(message)["type"] == "input_audio_buffer.commit"

@@ -39,6 +39,7 @@ from edgecap.engine.runner import Engine
 from edgecap.engine.session import SessionSettings
 from edgecap.mqtt.service import MqttService
 from edgecap.mqtt.stats import DaemonCounters
+from edgecap.providers.assemblyai.url import redact_url
 from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.systemd.journal import setup_logging
@@ -291,10 +292,11 @@ class Daemon:
         self.publish_status()  # "starting", retained
         self._start_capture()
         log.info(
-            "edgecap started: device_id=%s audio=%s streaming=%s mqtt=%s:%s",
+            "edgecap started: device_id=%s audio=%s streaming=%s %s mqtt=%s:%s",
             cfg.device_id,
             cfg.audio.device,
-            cfg.streaming.url,
+            cfg.streaming.provider,
+            redact_url(self._session_settings().url),
             cfg.mqtt.host,
             cfg.mqtt.port,
         )

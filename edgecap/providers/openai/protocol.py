@@ -147,9 +147,10 @@ class OpenAIStream:
     @property
     def turn_open(self) -> bool:
         """Speech the server is working on: an item started, committed or completed and
-        not yet released; in manual mode also local speech not yet committed and commits
-        not yet answered."""
-        return self._items.open or bool(self._commits) or self._speech_from is not None
+        not yet released; in manual mode also commits not yet answered. Local speech not yet
+        committed does not count: the voice gate takes an open turn for speech, so it would
+        never hear the end of the speech it is to commit."""
+        return self._items.open or bool(self._commits)
 
     def unfinished(self) -> Turn | None:
         item = self._items.unfinished()
