@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from edgecap.doctor.context import DoctorOptions
+from edgecap.doctor.loading import load_doctor_config
+from edgecap.doctor.runner import run_doctor
 from edgecap.sim.openai import OpenAIRealtimeSimulator, RealtimeFault
 from tests.daemon_proc import DaemonProcess, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
@@ -150,3 +153,29 @@ async def test_a_model_without_server_vad_is_committed_at_the_end_of_local_speec
         commits = [c for s in sim.sessions for c in s.commits]
     assert [t["text"] for t in turns] == [f.text for f in fixtures]
     assert len(commits) == 1
+
+
+async def test_the_doctor_checks_the_openai_way_in(
+    tmp_path: Path,
+    mqtt_broker: MosquittoBroker,
+    alsa_source: AlsaFifoSource,
+) -> None:
+    """The token check mints an ephemeral secret through the token service; the streaming
+    check opens an OpenAI session with it (session.update answered) and ends it."""
+    async with OpenAIRealtimeSimulator(credential=TEAM) as sim:
+        path = config(
+            tmp_path, sim, alsa_source, mqtt_broker.port, {"model": "gpt-4o-transcribe"}, "always"
+        )
+        env = {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": TEAM}
+        alsa_source.play_silence(1.0)
+        cfg = load_doctor_config(path, env, installed_credentials=tmp_path / "none")
+        report = await run_doctor(cfg, DoctorOptions(timeout=3.0, record_seconds=0.3, environ={}))
+        updated = sim.sessions[0].updated if sim.sessions else False
+    token, streaming = report.get("token"), report.get("streaming")
+    assert token is not None
+    assert streaming is not None
+    assert token.result == "pass", token.detail
+    assert streaming.result == "pass", streaming.detail
+    assert "gpt-4o-transcribe" in streaming.detail
+    assert updated
+    assert [r.keypool for r in sim.secret_requests] == [True]
