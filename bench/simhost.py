@@ -1,14 +1,17 @@
 """The benchmark's simulator host: `python -m bench.simhost`.
 
-Runs named pairs of SIMULATORS (the v3 streaming simulator and a KeyPool-compatible token
-service in front of it) in their own process, so their CPU is not counted against any
-contender. One pair per contender keeps every session attributable to one client.
+Runs named SIMULATORS in their own process, so their CPU is not counted against any
+contender: AssemblyAI pairs (the v3 streaming simulator and a KeyPool-compatible token
+service in front of it) and OpenAI Realtime transcription simulators (their KeyPool-style
+secrets path is the token service). One per contender keeps every session attributable
+to one client.
 
 Driven by one JSON object per line on stdin; answers one JSON object per line on stdout,
 echoing the request's "id". Commands:
 
-    {"cmd": "start", "name": N, "script": [texts], "max_rate": 1.25}
+    {"cmd": "start", "name": N, "script": [texts], "max_rate": 1.25, "kind": "assemblyai"}
         -> {"streaming_url", "token_service_url", "api_key", "credential"}
+        ("kind": "openai": the OpenAI simulator; no max_rate, emit or fault)
     {"cmd": "wait_streaming", "name": N, "index": I}   session I received audio -> stamps
     {"cmd": "emit", "name": N, "count": C, "interval": S}   C final turns on the newest
         live session -> {"session_id", "sent": [[turn_order, monotonic], ...]}
@@ -17,7 +20,9 @@ echoing the request's "id". Commands:
     {"cmd": "quit"}
 
 Times are `time.monotonic()` (CLOCK_MONOTONIC is shared by every process on Linux), taken
-when the host's event loop notices a change: Begin sent, first audio received, closed.
+when the host's event loop notices a change: Begin (OpenAI: session.updated) sent, first
+audio received, closed. A summary's `clean_end`: Terminate and close 1000 (AssemblyAI), the
+client's close 1000 (OpenAI).
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import json
 import logging
 import sys
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator, parse_fault
+from edgecap.sim.openai import OpenAIRealtimeSimulator, RealtimeSessionRecord
 from edgecap.sim.records import SessionRecord
 
 API_KEY = "bench-api-key"
@@ -46,19 +54,110 @@ class Stamps:
     closed: float | None = None
 
 
-class NamedSim:
-    def __init__(self, name: str, script: list[str], max_rate: float | None) -> None:
+@dataclass(frozen=True)
+class Progress:
+    """How far one session got, as its simulator recorded it."""
+
+    begun: bool
+    streaming: bool
+    closed: bool
+
+
+class HostedSim(ABC):
+    """One named simulator of some provider, with stamps of when each session began,
+    received audio and closed. A kind supplies its records, their progress, its waits and
+    a summary per session; `emit` and `fault` are AssemblyAI's only."""
+
+    kind = ""
+
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.streaming = StreamingSimulator(script, api_key=API_KEY, max_rate=max_rate)
-        self.tokens = TokenServiceSimulator(self.streaming, credential=CREDENTIAL)
         self.stamps: dict[int, Stamps] = {}
         self._watcher: asyncio.Task[None] | None = None
 
+    @abstractmethod
+    async def _start(self) -> dict[str, Any]:
+        """Start the servers; the `start` reply (see the module docstring)."""
+
+    @abstractmethod
+    async def _stop(self) -> None: ...
+
+    @abstractmethod
+    def records(self) -> Sequence[Any]:
+        """The session records, each with an `index`."""
+
+    @abstractmethod
+    def progress(self, rec: Any) -> Progress: ...
+
+    @abstractmethod
+    async def wait_until(self, predicate: Callable[[], bool], what: str) -> None: ...
+
+    @abstractmethod
+    def summary(self, rec: Any) -> dict[str, Any]: ...
+
+    async def emit(self, count: int, interval: float) -> dict[str, Any]:
+        raise ValueError(f"emit: not supported by the {self.kind} simulator")
+
+    def fault(self, spec: str | None) -> None:
+        raise ValueError(f"fault: not supported by the {self.kind} simulator")
+
     async def start(self) -> dict[str, Any]:
+        reply = await self._start()
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch-{self.name}")
+        return reply
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self._stop()
+
+    def _scan(self) -> bool:
+        """Stamp what changed since the last look; True if anything did."""
+        now = time.monotonic()
+        changed = False
+        for rec in self.records():
+            st = self.stamps.setdefault(rec.index, Stamps())
+            seen = self.progress(rec)
+            if st.begin is None and seen.begun:
+                st.begin, changed = now, True
+            if st.first_frame is None and seen.streaming:
+                st.first_frame, changed = now, True
+            if st.closed is None and seen.closed:
+                st.closed, changed = now, True
+        return changed
+
+    async def _watch(self) -> None:
+        while True:
+            await self.wait_until(self._scan, "a change")
+
+    async def wait_streaming(self, index: int) -> dict[str, Any]:
+        await self.wait_until(
+            lambda: self.stamps.get(index, Stamps()).first_frame is not None,
+            f"audio in session #{index}",
+        )
+        return {"index": index, **asdict(self.stamps[index])}
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [self.summary(r) for r in self.records()]
+
+    def _stamps(self, index: int) -> dict[str, Any]:
+        return asdict(self.stamps.get(index, Stamps()))
+
+
+class AssemblyAISim(HostedSim):
+    """The v3 streaming simulator and a KeyPool-compatible token service in front of it."""
+
+    kind = "assemblyai"
+
+    def __init__(self, name: str, script: list[str], max_rate: float | None) -> None:
+        super().__init__(name)
+        self.streaming = StreamingSimulator(script, api_key=API_KEY, max_rate=max_rate)
+        self.tokens = TokenServiceSimulator(self.streaming, credential=CREDENTIAL)
+
+    async def _start(self) -> dict[str, Any]:
         await self.streaming.start()
         await self.tokens.start()
         self.streaming.wait_timeout = _FOREVER
-        self._watcher = asyncio.create_task(self._watch(), name=f"watch-{self.name}")
         return {
             "streaming_url": self.streaming.url,
             "token_service_url": self.tokens.base_url,
@@ -66,36 +165,28 @@ class NamedSim:
             "credential": CREDENTIAL,
         }
 
-    async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+    async def _stop(self) -> None:
         await self.tokens.stop()
         await self.streaming.stop()
 
-    def _scan(self) -> bool:
-        """Stamp what changed since the last look; True if anything did."""
-        now = time.monotonic()
-        changed = False
-        for rec in self.streaming.sessions:
-            st = self.stamps.setdefault(rec.index, Stamps())
-            if st.begin is None and rec.begin is not None:
-                st.begin, changed = now, True
-            if st.first_frame is None and rec.frames_received:
-                st.first_frame, changed = now, True
-            if st.closed is None and (rec.closed or rec.close_code is not None):
-                st.closed, changed = now, True
-        return changed
+    def records(self) -> Sequence[SessionRecord]:
+        return self.streaming.sessions
 
-    async def _watch(self) -> None:
-        while True:
-            await self.streaming.wait_until(self._scan, "a change")
+    def progress(self, rec: SessionRecord) -> Progress:
+        closed = rec.closed or rec.close_code is not None
+        return Progress(rec.begin is not None, bool(rec.frames_received), closed)
 
-    async def wait_streaming(self, index: int) -> dict[str, Any]:
-        await self.streaming.wait_until(
-            lambda: self.stamps.get(index, Stamps()).first_frame is not None,
-            f"audio in session #{index}",
-        )
-        return {"index": index, **asdict(self.stamps[index])}
+    async def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
+        await self.streaming.wait_until(predicate, what)
+
+    async def emit(self, count: int, interval: float) -> dict[str, Any]:
+        live = [r for r in self.streaming.sessions if not r.closed]
+        sent = await self.streaming.emit_final_turns(count, interval=interval)
+        return {"session_id": live[-1].session_id, "sent": sent}
+
+    def fault(self, spec: str | None) -> None:
+        plan: FaultPlan | None = parse_fault(spec)[0] if spec else None
+        self.streaming.default_fault = plan
 
     def summary(self, rec: SessionRecord) -> dict[str, Any]:
         finals = [m for m in rec.final_turns if m["turn_is_formatted"] or not _formats(rec)]
@@ -110,6 +201,7 @@ class NamedSim:
             "finals": [[m["turn_order"], m["transcript"]] for m in finals],
             "terminate_received": rec.terminate_received,
             "close_code": rec.close_code,
+            "clean_end": rec.terminate_received and rec.close_code == 1000,
             "closed_by": rec.closed_by,
             "error": rec.error,
             "session_duration_seconds": rec.session_duration_seconds,
@@ -119,7 +211,7 @@ class NamedSim:
                 else None
             ),
             "token_age_s": self._token_age(rec),
-            "stamps": asdict(self.stamps.get(rec.index, Stamps())),
+            "stamps": self._stamps(rec.index),
         }
 
     def _token_age(self, rec: SessionRecord) -> float | None:
@@ -132,9 +224,72 @@ def _formats(rec: SessionRecord) -> bool:
     return rec.query.get("format_turns", "false").lower() == "true"
 
 
+class OpenAISim(HostedSim):
+    """The OpenAI Realtime transcription simulator, with its KeyPool-style secrets path
+    (`token_service_url`); a session "begins" at its first `session.updated`."""
+
+    kind = "openai"
+
+    def __init__(self, name: str, script: list[str]) -> None:
+        super().__init__(name)
+        self.sim = OpenAIRealtimeSimulator(script, api_key=API_KEY, credential=CREDENTIAL)
+
+    async def _start(self) -> dict[str, Any]:
+        await self.sim.start()
+        self.sim.wait_timeout = _FOREVER
+        return {
+            "streaming_url": self.sim.url,
+            "token_service_url": self.sim.token_service_url,
+            "api_key": API_KEY,
+            "credential": CREDENTIAL,
+        }
+
+    async def _stop(self) -> None:
+        await self.sim.stop()
+
+    def records(self) -> Sequence[RealtimeSessionRecord]:
+        return self.sim.sessions
+
+    def progress(self, rec: RealtimeSessionRecord) -> Progress:
+        return Progress(bool(rec.updated), rec.audio_ms > 0, rec.closed)
+
+    async def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
+        await self.sim.wait_until(predicate, what)
+
+    def summary(self, rec: RealtimeSessionRecord) -> dict[str, Any]:
+        """The AssemblyAI summary's fields that mean something here (no Terminate: a clean
+        end is the client's close 1000); `finals` are the completed transcripts."""
+        return {
+            "index": rec.index,
+            "session_id": rec.session_id,
+            "user_agent": rec.headers.get("user-agent", ""),
+            "extensions": rec.headers.get("sec-websocket-extensions", ""),
+            "audio_ms": rec.audio_ms,
+            "frames": rec.appends,
+            "finals": [[i, text] for i, text in enumerate(rec.transcripts)],
+            "close_code": rec.close_code,
+            "clean_end": rec.closed_by == "client" and rec.close_code == 1000,
+            "closed_by": rec.closed_by,
+            "error": "; ".join(rec.client_errors) or None,
+            "auth": rec.auth,
+            "stamps": self._stamps(rec.index),
+        }
+
+
+def new_sim(request: dict[str, Any]) -> HostedSim:
+    """The simulator a `start` request asks for (`kind`: "assemblyai" unless given)."""
+    name, script = request["name"], request.get("script", [])
+    kind = request.get("kind", "assemblyai")
+    if kind == "openai":
+        return OpenAISim(name, script)
+    if kind == "assemblyai":
+        return AssemblyAISim(name, script, request.get("max_rate"))
+    raise ValueError(f"unknown simulator kind {kind!r}")
+
+
 class Host:
     def __init__(self) -> None:
-        self.sims: dict[str, NamedSim] = {}
+        self.sims: dict[str, HostedSim] = {}
         self.done = asyncio.Event()
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -143,25 +298,19 @@ class Host:
             self.done.set()
             return {}
         if cmd == "start":
-            sim = NamedSim(request["name"], request.get("script", []), request.get("max_rate"))
+            sim = new_sim(request)
             self.sims[sim.name] = sim
             return await sim.start()
         sim = self.sims[request["name"]]
         if cmd == "wait_streaming":
             return await sim.wait_streaming(int(request.get("index", 0)))
         if cmd == "emit":
-            live = [r for r in sim.streaming.sessions if not r.closed]
-            sent = await sim.streaming.emit_final_turns(
-                int(request["count"]), interval=float(request.get("interval", 0.0))
-            )
-            return {"session_id": live[-1].session_id, "sent": sent}
+            return await sim.emit(int(request["count"]), float(request.get("interval", 0.0)))
         if cmd == "fault":
-            spec = request.get("spec")
-            plan: FaultPlan | None = parse_fault(spec)[0] if spec else None
-            sim.streaming.default_fault = plan
+            sim.fault(request.get("spec"))
             return {}
         if cmd == "sessions":
-            return {"sessions": [sim.summary(r) for r in sim.streaming.sessions]}
+            return {"sessions": sim.summaries()}
         raise ValueError(f"unknown command {cmd!r}")
 
     async def answer(self, request: dict[str, Any]) -> None:
