@@ -84,7 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="KEYS",
         default="",
         help="stream phase: run only these contenders (comma-separated keys: edgecap, "
-        "edgecapvoice, sdk, floor, floorasync, edgecap100, floor100, edgecapshm, edgecapbase)",
+        "edgecapvoice, edgecapopenai, sdk, floor, floorasync, edgecap100, floor100, edgecapshm, "
+        "edgecapbase)",
     )
     parser.add_argument(
         "--billing-minutes",

@@ -2,6 +2,8 @@
 
 * `edgecap` (gate off; and gate on once the billing guard adds `session.gate = "voice"`):
   the real daemon, `python -m edgecap run`, capturing through ALSA and publishing to MQTT;
+  also with `streaming.provider = "openai"` (16 kHz capture resampled to 24 kHz) against
+  the OpenAI Realtime simulator;
 * `sdk`: the official `assemblyai` SDK's v3 `StreamingClient` (`bench.sdk_client`);
 * `floor`: a bare websockets client that only sends the frames (`bench.floor_client`);
   and the asyncio floor (`bench.async_floor_client`): the same, built like edgecap (a capture
@@ -16,6 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
 from bench.stack import ClientProcess, child_env
@@ -33,6 +36,9 @@ STREAM_QUERY = {  # what edgecap sends with its default configuration
     "min_turn_silence": "400",
     "max_turn_silence": "1280",
 }
+Provider = Literal["assemblyai", "openai"]
+# the OpenAI contender's [openai] settings (its url is the simulator's)
+OPENAI_SETTINGS: dict[str, object] = {"model": "gpt-4o-transcribe", "turn_detection": "server_vad"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Contender:
     process: ClientProcess
     device_id: str = ""
     notes: list[str] = field(default_factory=list)
+    provider: Provider = "assemblyai"  # whose simulator it streams to
 
 
 # -- audio -------------------------------------------------------------------------------
@@ -116,7 +123,9 @@ def edgecap_config(
     gate: str | None = None,
     frame_ms: int = 50,
     state_dir: Path | None = None,
+    provider: Provider = "assemblyai",
 ) -> Path:
+    """`provider` "openai": `urls` are an OpenAI simulator's, `OPENAI_SETTINGS` apply."""
     sections: dict[str, dict[str, object]] = {
         "audio": {"device": source.device, "frame_ms": frame_ms},
         "auth": {"token_service_url": urls.token_service_url},
@@ -124,6 +133,9 @@ def edgecap_config(
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
         "logging": {"target": "stderr"},
     }
+    if provider == "openai":
+        sections["streaming"] = {"provider": "openai"}
+        sections["openai"] = {"url": urls.streaming_url, **OPENAI_SETTINGS}
     if gate is None and gate_available():
         gate = "always"  # streaming from the start; the gate has its own phase (billing)
     if gate is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.contenders import SimUrls
+from bench.contenders import Provider, SimUrls
 from bench.stack import Changes, SimHost, TurnSubscriber
 from edgecap.sim.microphone import AlsaFifoSource
 from tests.harness.broker import MosquittoBroker
@@ -33,9 +33,16 @@ class Bench:
     scratch: list[Path] = field(default_factory=list)
 
     async def start_sim(
-        self, name: str, script: list[str], max_rate: float | None = 1.25
+        self,
+        name: str,
+        script: list[str],
+        max_rate: float | None = 1.25,
+        kind: Provider = "assemblyai",
     ) -> SimUrls:
-        reply = await self.host.call("start", name=name, script=script, max_rate=max_rate)
+        """Start simulator `name` of `kind` in the host (`max_rate`: AssemblyAI only)."""
+        reply = await self.host.call(
+            "start", name=name, script=script, max_rate=max_rate, kind=kind
+        )
         keys = ("streaming_url", "token_service_url", "api_key", "credential")
         return SimUrls(*(str(reply[k]) for k in keys))
 

@@ -240,7 +240,9 @@ def markdown(r: Report) -> str:
         "publish and the broker. The SDK and floor rows are the transport floor for "
         'comparison (they publish nothing). The "spool on tmpfs" row is the same daemon '
         "with its state directory in memory: the difference is what the spool's fsync costs "
-        "on this disk (an SD card is usually slower).",
+        "on this disk (an SD card is usually slower). The OpenAI row (the same daemon with "
+        '`streaming.provider = "openai"`) is measured in section 1 only: the OpenAI '
+        "simulator cannot send turns on demand, and section 6 profiles the AssemblyAI daemon.",
         "",
         "## 3. Reconnect gap, catch-up and billing ratio",
         "",

@@ -6,7 +6,10 @@ times (user + system, all threads, from /proc/PID/stat) are read at its start an
 RSS is sampled every second. After it, with only silence flowing, the simulator sends
 bursts of final turns to one contender at a time; the latency is the time from the
 simulator writing a final Turn to the contender's output: the MQTT message for edgecap,
-the client's Turn callback for the SDK and the floor.
+the client's Turn callback for the SDK and the floor. The OpenAI contender (edgecap with
+`streaming.provider = "openai"`, against the OpenAI Realtime simulator) is measured in the
+windows only: that simulator cannot send turns on demand, so it has no latency row figures,
+and the profile (`--profile`) is of the AssemblyAI daemon.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from bench import proc
 from bench.contenders import (
     Contender,
     Program,
+    Provider,
     edgecap_config,
     edgecap_process,
     floor_process,
@@ -37,6 +41,7 @@ from bench.stats import Summary, per_audio_minute, steady, summarize
 SETTLE_S = 3.0
 GATED = "edgecapvoice"  # no session while silent: no start-up wait, no latency bursts
 ASYNC_FLOOR = "floorasync"  # a floor built like edgecap (bench.async_floor_client)
+OPENAI = "edgecapopenai"  # the daemon with streaming.provider = "openai"
 FINALS_GRACE_S = 3.0
 
 
@@ -55,6 +60,7 @@ class StreamResult:
     key: str
     label: str
     kind: str
+    provider: Provider = "assemblyai"
     frame_ms: int = 50
     window_s: float = 0.0
     audio_received_s: float = 0.0
@@ -95,6 +101,7 @@ class Entry:
     frame_ms: int = 50
     spool_in_memory: bool = False
     tree: Path | None = None  # another source tree's edgecap (`--baseline`)
+    provider: Provider = "assemblyai"
 
 
 def tree_name(tree: Path) -> str:
@@ -118,6 +125,9 @@ def lineup(
         entries.append(Entry("edgecapvoice", "edgecap (gate on)", "edgecap", "voice"))
     else:
         entries.append(Entry("edgecap", "edgecap (gate off)", "edgecap"))
+    if with_extras:  # the second provider: OpenAI Realtime, 16 kHz capture resampled
+        label = "edgecap (OpenAI, 16 kHz resampled)"
+        entries.append(Entry(OPENAI, label, "edgecap", "always", provider="openai"))
     entries += [Entry("sdk", "AssemblyAI SDK", "sdk"), Entry("floor", "bare floor", "floor")]
     # what the architecture costs: a capture thread handing frames to an event loop
     entries.append(Entry(ASYNC_FLOOR, "asyncio floor (capture thread + event loop)", "floor"))
@@ -140,7 +150,7 @@ async def _start_contenders(
     contenders: list[Contender] = []
     for e in entries:
         key, label, kind = e.key, e.label, e.kind
-        urls = await bench.start_sim(key, script)
+        urls = await bench.start_sim(key, script, kind=e.provider)
         source = bench.source(f"bench{key}", period_frames=16 * e.frame_ms)
         log = bench.log(key)
         device_id = ""
@@ -158,6 +168,7 @@ async def _start_contenders(
                 gate=e.gate,
                 frame_ms=e.frame_ms,
                 state_dir=state_dir,
+                provider=e.provider,
             )
             process = edgecap_process(key, config, source, urls, log, tree=e.tree)
         elif kind == "sdk":
@@ -165,7 +176,9 @@ async def _start_contenders(
         else:
             process = floor_process(key, source, urls, log, asyncio=key == ASYNC_FLOOR)
         await process.start(bench.changes)
-        contenders.append(Contender(key, label, kind, source, urls, process, device_id))
+        contenders.append(
+            Contender(key, label, kind, source, urls, process, device_id, provider=e.provider)
+        )
     return contenders
 
 
@@ -331,7 +344,7 @@ async def run(
         say(f"  {len(contenders)} contenders started; waiting until each one streams")
         await _wait_streaming(bench, contenders)
         await asyncio.sleep(SETTLE_S)  # let start-up work (imports, first session) finish
-        results = {c.key: StreamResult(c.key, c.label, c.kind) for c in contenders}
+        results = {c.key: StreamResult(c.key, c.label, c.kind, c.provider) for c in contenders}
         for c in contenders:
             results[c.key].frame_ms = c.source.period_frames // 16
         for i in range(windows):
@@ -340,10 +353,13 @@ async def run(
         for c in contenders:
             if results[c.key].frame_ms != 50 or c.key == GATED:
                 continue  # the same path as its 50 ms (or gate-off) twin
+            if c.provider != "assemblyai":
+                continue  # its simulator sends no turns on demand
             say(f"  latency: {latency_turns} final turns to {c.label}")
             await measure_latency(bench, c, results[c.key], latency_turns, interval)
-        if profile_s > 0:
-            c = contenders[0]
+        profiled = [c for c in contenders if c.kind == "edgecap" and c.provider == "assemblyai"]
+        if profile_s > 0 and profiled:
+            c = profiled[0]
             say(f"  profiling {c.label} with py-spy for {profile_s:g} s of speech")
             results[c.key].profile = await profile_edgecap(bench, c, profile_s)
     finally:
@@ -354,8 +370,7 @@ async def run(
     for c in contenders:
         sessions = await bench.sessions(c.key)
         r = results[c.key]
-        r.clean_end = bool(sessions) and sessions[-1]["terminate_received"]
-        r.clean_end = r.clean_end and sessions[-1]["close_code"] == 1000
+        r.clean_end = bool(sessions) and sessions[-1]["clean_end"]
         if len(sessions) != 1 and c.key != GATED:  # a gated daemon opens several
             r.notes.append(f"{len(sessions)} sessions (expected 1)")
     return [results[c.key] for c in contenders]

@@ -143,7 +143,7 @@ def latency_table(r: Report) -> str:
     rows = [
         [
             s.label,
-            outputs[s.kind],
+            outputs[s.kind] if s.provider == "assemblyai" else "not measured (no emit)",
             str(s.latency.count if s.latency else 0),
             _ms(s.latency, "p50"),
             _ms(s.latency, "p95"),
