@@ -162,6 +162,6 @@ def test_the_stream_turns_v3_messages_into_neutral_events_with_the_final_turn_ru
 
 def test_audio_goes_as_raw_pcm_in_binary_frames() -> None:
     provider = AssemblyAIProvider("wss://x/v3/ws", US)
-    assert provider.encode_audio(b"\x01\x02") == b"\x01\x02"
+    assert provider.open_stream().encode_audio(b"\x01\x02") == b"\x01\x02"
     assert provider.sample_rate == 16000
     assert provider.model == "universal-streaming-english"

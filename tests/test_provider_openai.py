@@ -172,15 +172,15 @@ def test_a_prompt_for_a_model_without_prompts_is_a_warning_not_an_error() -> Non
 
 
 def test_audio_is_an_append_event_with_the_pcm_in_base64() -> None:
-    provider = OpenAIRealtimeProvider()
+    stream = OpenAIRealtimeProvider().open_stream()  # 24 kHz capture: sent as it is
     pcm = bytes(range(256)) * 9 + b"\x00\xff" * 48  # 50 ms at 24 kHz: 2400 bytes
     assert len(pcm) == 2400
-    message = provider.encode_audio(pcm)
+    message = stream.encode_audio(pcm)
     assert isinstance(message, str)  # a text frame
     data = json.loads(message)
     assert data == {"type": "input_audio_buffer.append", "audio": data["audio"]}
     assert base64.b64decode(data["audio"], validate=True) == pcm
-    assert json.loads(provider.encode_audio(b""))["audio"] == ""
+    assert json.loads(stream.encode_audio(b""))["audio"] == ""
 
 
 def test_control_messages_commit_and_no_terminate_handshake() -> None:

@@ -375,16 +375,15 @@ class Engine:
 
     def _check_due(self) -> None:
         self._check = None
-        session = self.current
-        turn_open = session is not None and session.turn_open
-        ready = self.prefetcher.spare_ready
-        self._dispatch(c.CheckDue(self._clock(), turn_open, ready))
+        self._dispatch(c.CheckDue(self._clock(), *self._rotation_view()))
 
     def _activity(self, final: bool) -> None:
+        self._dispatch(c.TurnActivity(self._clock(), final, *self._rotation_view()))
+
+    def _rotation_view(self) -> tuple[bool, bool]:
+        """(a turn is open, the next session's token is ready): what rotation weighs."""
         session = self.current
-        turn_open = session is not None and session.turn_open
-        ready = self.prefetcher.spare_ready
-        self._dispatch(c.TurnActivity(self._clock(), final, turn_open, ready))
+        return session is not None and session.turn_open, self.prefetcher.spare_ready
 
     # -- turns, gaps, tokens, budget -------------------------------------------------
 

@@ -117,7 +117,8 @@ class ProviderStream(Protocol):
         ...
 
     def encode_audio(self, pcm: bytes) -> bytes | str:
-        """One audio message of this session (it may keep state: a resampler)."""
+        """One audio message (PCM16 mono at the provider's `sample_rate`): a binary or a
+        text frame. Per session, as it may keep state (a resampler)."""
         ...
 
     def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
@@ -158,10 +159,6 @@ class StreamingProvider(Protocol):
 
     def open_stream(self) -> ProviderStream:
         """The reader of one new session's messages."""
-        ...
-
-    def encode_audio(self, pcm: bytes) -> bytes | str:
-        """One audio message (PCM16 mono at `sample_rate`): a binary or a text frame."""
         ...
 
     def terminate_message(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from edgecap.sim import connection
 from edgecap.sim.credentials import MAX_SESSION, AuthError, Grant
 from edgecap.sim.faults import FaultPlan
 from edgecap.sim.params import (
@@ -396,21 +397,11 @@ class SimSession:
         await self.ws.close(code, reason)
 
     async def _drop(self) -> None:
-        """Close the TCP connection without a close frame (1006 at the client)."""
         rec = self.record
         rec.close_code, rec.close_reason, rec.closed_by = CLOSE_ABNORMAL, "", "network"
-        self.ws.transport.abort()
-        await self.ws.wait_closed()
+        await connection.drop(self.ws)
 
     async def _stall(self) -> None:
-        """Stop reading and sending; return when the connection is finally gone."""
-        rec = self.record
-        rec.stalled = True
-        self.env.notifier.notify()
-        self.env.stalled.add(self.ws)
-        try:
-            self.ws.transport.pause_reading()
-            await self.ws.wait_closed()
-        finally:
-            self.env.stalled.discard(self.ws)
-        rec.close_code, rec.closed_by = CLOSE_ABNORMAL, "network"
+        self.record.stalled = True
+        await connection.stall(self.ws, self.env.stalled, self.env.notifier)
+        self.record.close_code, self.record.closed_by = CLOSE_ABNORMAL, "network"

@@ -73,7 +73,7 @@ class AssemblyAIStream:
         return None  # the server finds the end of each turn itself
 
     def encode_audio(self, pcm: bytes) -> bytes:
-        return pcm  # raw PCM16 in binary frames
+        return pcm  # v3 takes raw PCM16 in binary frames (no JSON, no base64)
 
     def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
         try:
@@ -129,10 +129,6 @@ class AssemblyAIProvider:
 
     def open_stream(self) -> AssemblyAIStream:
         return AssemblyAIStream(bool(self.params.format_turns))
-
-    def encode_audio(self, pcm: bytes) -> bytes:
-        """v3 takes raw PCM16 in binary frames (no JSON, no base64)."""
-        return pcm
 
     @property
     def via_proxy(self) -> bool:

@@ -322,11 +322,6 @@ class OpenAIRealtimeProvider:
     def open_stream(self) -> OpenAIStream:
         return OpenAIStream(self.params.manual_commit, self.params.input_rate)
 
-    def encode_audio(self, pcm: bytes) -> str:
-        """`input_audio_buffer.append` with 24 kHz PCM in base64 (a text frame); a session
-        resampling other capture rates encodes through its stream."""
-        return append_event(pcm)
-
     def commit_message(self) -> str:
         """`input_audio_buffer.commit` (no event id): what is buffered becomes an item. The
         engine sends the stream's `local_speech` commits instead, which keep the spans."""

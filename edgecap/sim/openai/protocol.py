@@ -39,7 +39,6 @@ MIN_COMMIT_MS = 100.0
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 1011
-CLOSE_ABNORMAL = 1006
 _MAX_REASON_BYTES = 123
 
 SERVER_ERROR_TEXT = "The server had an error while processing your request. Sorry about that!"

@@ -16,6 +16,7 @@ import logging
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from edgecap.sim import connection
 from edgecap.sim.openai.buffer import Commit, InputBuffer, LiveDelta, release
 from edgecap.sim.openai.config import TranscriptionConfig, apply_session_update
 from edgecap.sim.openai.events import (
@@ -31,7 +32,6 @@ from edgecap.sim.openai.events import (
 from edgecap.sim.openai.faults import RealtimeFault
 from edgecap.sim.openai.protocol import (
     CLIENT_EVENT_TYPES,
-    CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     NO_VAD_MODELS,
@@ -50,6 +50,7 @@ from edgecap.sim.openai.protocol import (
 )
 from edgecap.sim.openai.records import CommitRecord, ItemRecord, RealtimeSessionRecord
 from edgecap.sim.openai.settings import RealtimeEnv
+from edgecap.sim.protocol import CLOSE_ABNORMAL
 
 log = logging.getLogger("edgecap.sim")
 
@@ -384,21 +385,11 @@ class RealtimeSession:
             await self.ws.close(code, rec.close_reason)
 
     async def _drop(self) -> None:
-        """Close the TCP connection without a close frame (1006 at the client)."""
         rec = self.record
         rec.close_code, rec.close_reason, rec.closed_by = CLOSE_ABNORMAL, "", "network"
-        self.ws.transport.abort()
-        await self.ws.wait_closed()
+        await connection.drop(self.ws)
 
     async def _stall(self) -> None:
-        """Stop reading and sending; return when the connection is finally gone."""
-        rec = self.record
-        rec.stalled = True
-        self.env.notifier.notify()
-        self.env.stalled.add(self.ws)
-        try:
-            self.ws.transport.pause_reading()
-            await self.ws.wait_closed()
-        finally:
-            self.env.stalled.discard(self.ws)
-        rec.close_code, rec.closed_by = CLOSE_ABNORMAL, "network"
+        self.record.stalled = True
+        await connection.stall(self.ws, self.env.stalled, self.env.notifier)
+        self.record.close_code, self.record.closed_by = CLOSE_ABNORMAL, "network"
