@@ -37,14 +37,10 @@ class Detector:
 
     def __init__(self) -> None:
         self.asked = 0
-        self.rested = 0
 
     def is_speech(self, pcm: bytes) -> bool:
         self.asked += 1
         return pcm[:1] == b"\x01"
-
-    def rest(self, pcm: bytes) -> None:
-        self.rested += 1
 
 
 class Clock:
@@ -78,31 +74,72 @@ def test_voice_sends_the_preroll_from_before_the_onset_and_nothing_older() -> No
     assert guard.admission.preroll_from == pytest.approx(160 * FRAME_S - 1.0)
 
 
-def test_voice_closes_only_after_the_idle_time_with_no_turn_open_and_no_backlog() -> None:
-    adm = Admission(voice(idle_close_seconds=2.0))
-    t = 0.0
+class Feeder:
+    """Frames into an `Admission` at 50 ms steps; returns the actions that were not NONE
+    with their times."""
 
-    def feed(seconds: float, speech: bool, **kw: object) -> list[tuple[float, Action]]:
-        nonlocal t
+    def __init__(self, adm: Admission) -> None:
+        self.adm = adm
+        self.t = 0.0
+
+    def __call__(self, seconds: float, speech: bool, **kw: object) -> list[tuple[float, Action]]:
         out = []
         for _ in range(round(seconds / FRAME_S)):
-            a = adm.frame(
-                t, speech, **{"session_live": True, "turn_open": False, "backlog_ms": 0, **kw}
-            )  # type: ignore[arg-type]
+            a = self.adm.frame(
+                self.t,
+                speech,
+                **{"session_live": True, "turn_open": False, "backlog_ms": 0, **kw},  # type: ignore[arg-type]
+            )
             if a is not Action.NONE:
-                out.append((round(t, 2), a))
-            t += FRAME_S
+                out.append((round(self.t, 2), a))
+            self.t += FRAME_S
         return out
 
+
+def test_voice_closes_after_the_idle_time_once_no_backlog_is_owed() -> None:
+    adm = Admission(voice(idle_close_seconds=2.0))
+    feed = Feeder(adm)
     assert feed(1.0, True, session_live=False)[0][1] is Action.OPEN
-    # quiet, but the server still has a turn open: no close however long
-    assert feed(5.0, False, turn_open=True) == []
     # quiet, but 2 s of audio is still owed to the server (catch-up): no close
     assert feed(3.0, False, backlog_ms=2000) == []
     closed = feed(1.0, False)
     assert closed
     assert closed[0][1] is Action.CLOSE_IDLE
     assert not adm.wanted
+
+
+def test_quiet_with_a_turn_open_ends_the_turn_then_closes_when_it_is_final() -> None:
+    adm = Admission(voice(idle_close_seconds=1.0, hangover_ms=300))
+    feed = Feeder(adm)
+    assert feed(0.5, True, session_live=False)[0][1] is Action.OPEN
+    assert feed(2.0, True, turn_open=True) == []  # speaking: the server's turn is open
+    # the detector hears the talk end; the server has not ended its turn yet: the idle time
+    # after the last speech the detector heard, the turn is ended (ForceEndpoint), once
+    ended = feed(2.0, False, turn_open=True)
+    assert [a for _, a in ended] == [Action.END_TURN]
+    assert ended[0][0] - 2.45 == pytest.approx(1.0, abs=0.06)
+    assert not adm.wanted
+    # the final turn arrives: closed with the next frame
+    assert feed(0.05, False) == [(round(feed.t - FRAME_S, 2), Action.CLOSE_IDLE)]
+    assert feed(1.0, False) == []  # once
+
+
+def test_a_turn_not_final_in_time_is_closed_anyway_and_speech_resuming_keeps_it_open() -> None:
+    adm = Admission(voice(idle_close_seconds=1.0, hangover_ms=0))
+    adm.s = AdmissionSettings(adm.s.gate, end_turn_wait_seconds=2.0)
+    feed = Feeder(adm)
+    feed(0.5, True, session_live=False)
+    ended = feed(1.5, False, turn_open=True)
+    assert [a for _, a in ended] == [Action.END_TURN]
+    # the person speaks again before the final came: the session is wanted again and
+    # nothing closes while the turn goes on
+    assert feed(0.5, True, turn_open=True)[0][1] is Action.OPEN
+    assert adm.wanted
+    assert feed(0.5, True, turn_open=True) == []
+    # quiet again, and this time the server never ends its turn: closed 2 s after END_TURN
+    ended = feed(5.0, False, turn_open=True)
+    assert [a for _, a in ended] == [Action.END_TURN, Action.CLOSE_IDLE]
+    assert ended[1][0] - ended[0][0] == pytest.approx(2.0, abs=0.06)
 
 
 def test_budget_closes_at_the_next_pause_or_after_the_grace_at_the_latest() -> None:
@@ -225,9 +262,9 @@ def test_after_the_reset_the_next_onset_opens_a_session_again() -> None:
     assert Action.OPEN in actions
 
 
-def test_while_a_turn_is_open_the_detector_rests_and_idle_time_counts_from_the_turn_end() -> None:
+def test_the_detector_runs_while_a_turn_is_open_and_decides_when_the_talk_ended() -> None:
     detector = Detector()
-    guard = BillingGuard(voice(idle_close_seconds=2.0), vad=detector)
+    guard = BillingGuard(voice(idle_close_seconds=1.0), vad=detector)
     buffer = AudioBuffer(30_000, 50)
 
     def feed(i: int, speech: bool, turn_open: bool | None) -> Action:
@@ -240,12 +277,10 @@ def test_while_a_turn_is_open_the_detector_rests_and_idle_time_counts_from_the_t
     actions = [feed(i, i >= 20, None) for i in range(30)]  # speech from 1.0 s
     assert Action.OPEN in actions
     asked = detector.asked
-    # the session is live: a turn is open through 4 s of speech and 1 s of its end silence
-    assert all(feed(i, i < 110, True) is Action.NONE for i in range(30, 130))
-    assert detector.asked == asked  # not asked while the server hears the turn
-    assert detector.rested == 100
-    # the turn is final; quiet follows: closed 2 s after it ended (+ the gate's onset window
-    # and 300 ms hang-over, as after any speech)
-    closed = next(i for i in range(130, 300) if feed(i, False, False) is Action.CLOSE_IDLE)
-    assert 2.0 <= (closed - 129) * FRAME_S <= 2.5
-    assert detector.asked == asked + closed - 129  # asked again once the turn is final
+    # the session is live, speech until 5.5 s; the server keeps its turn open throughout
+    ended = next(i for i in range(30, 300) if feed(i, i < 110, True) is Action.END_TURN)
+    assert detector.asked == asked + ended - 29  # asked on every frame, turn or not
+    # the turn is ended 1 s after the last speech the detector heard, not after the
+    # server's own end-of-turn silence
+    assert (ended - 109) * FRAME_S == pytest.approx(1.0, abs=0.06)
+    assert feed(ended + 1, False, False) is Action.CLOSE_IDLE

@@ -42,6 +42,7 @@ PLATFORM_KEYS = {
         "device_class",
         "unit_of_measurement",
         "state_class",
+        "suggested_display_precision",
     },
 }
 
@@ -176,6 +177,30 @@ def test_state_and_billed_time_sensors() -> None:
     assert (billed["device_class"], billed["unit_of_measurement"]) == ("duration", "s")
     assert billed["value_template"] == "{{ value_json.billed_seconds }}"
     assert components["spool"]["value_template"] == "{{ value_json.spool_depth }}"
+
+
+def render_jinja(template: str, payload: dict[str, Any]) -> str:
+    """Rendered as Home Assistant does: Jinja's immutable sandbox, `value_json` the payload."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment().from_string(template).render(value_json=payload)
+
+
+def test_cost_sensors_show_the_estimate_in_the_configured_currency_or_unknown() -> None:
+    components = discovery_payload(TOPICS, currency="EUR")["components"]
+    for key, period in (("cost_today", "today"), ("cost_month", "month")):
+        sensor = components[key]
+        assert sensor["state_topic"] == "edgecap/kitchen-pi/stats"
+        assert (sensor["device_class"], sensor["unit_of_measurement"]) == ("monetary", "EUR")
+        assert "state_class" not in sensor  # it drops to 0 each day/month
+        template = sensor["value_template"]
+        stats = {"billing": {"today": {"cost": 0.0125}, "month": {"cost": 1.5}}}
+        assert render_jinja(template, stats) == str(stats["billing"][period]["cost"])
+        # no known price: cost is null; no ledger: no billing section. "None" is what
+        # Home Assistant's MQTT sensor takes as unknown (not an error, not a 0)
+        assert render_jinja(template, {"billing": {period: {"cost": None}}}) == "None"
+        assert render_jinja(template, {"spool_depth": 0}) == "None"
+        assert render_jinja(template, {"billing": None}) == "None"
 
 
 def test_discovery_prefix_is_configurable() -> None:

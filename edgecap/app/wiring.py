@@ -174,7 +174,9 @@ def admission_settings(cfg: Config) -> AdmissionSettings:
 def configure_ledger(ledger: Ledger, cfg: Config) -> Ledger:
     """Apply the budget and the day's reset time (at start and on reload)."""
     ledger.reset_at = cfg.session.reset_time
-    ledger.budget_seconds = cfg.session.budget_seconds
+    ledger.budget_seconds = cfg.budget_seconds
+    ledger.price_per_hour = cfg.price_per_hour
+    ledger.currency = cfg.pricing.currency
     return ledger
 
 
@@ -264,4 +266,5 @@ def mqtt_service_settings(loaded: LoadedConfig) -> ServiceSettings:
         partials=m.partials,
         hermes=m.hermes,
         discovery=m.discovery,
+        currency=cfg.pricing.currency,
     )

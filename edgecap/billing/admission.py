@@ -4,9 +4,14 @@ Combines the voice gate (`edgecap.billing.gate`) and the daily budget into per-f
 the engine:
 
 - `always`: a session is wanted whenever the budget allows.
-- `voice`: a session is wanted from a voice onset until `idle_close_seconds` without speech,
-  while no turn is open and no backlog waits to be sent ("busy": closing then would bill a
-  reconnect for audio that is still owed to the server).
+- `voice`: a session is wanted from a voice onset until the detector has heard no speech
+  for `idle_close_seconds` and no backlog waits to be sent ("busy": closing then would bill
+  a reconnect for audio that is still owed to the server). The talk is then over: a turn
+  the server still has open is ended at once (`END_TURN`: ForceEndpoint, in order after the
+  audio) and the session is closed as soon as that turn is final, or after
+  `end_turn_wait_seconds` at the latest (Terminate makes the server finish it anyway).
+  The detector's verdict decides, not the server's open turn, so the session does not pay
+  for the server's own end-of-turn silence; speech resuming meanwhile keeps it open.
 - budget used up: no session is wanted; an open one is closed at the next quiet point (no
   open turn and, with `voice`, no speech the detector hears), or `budget_grace_seconds`
   after the budget ran out at the latest.
@@ -32,7 +37,8 @@ lies before the real start of speech."""
 class Action(StrEnum):
     NONE = "none"
     OPEN = "open"  # speech started: open a session (send from `preroll_from`)
-    CLOSE_IDLE = "idle"  # quiet long enough: terminate the session
+    END_TURN = "end_turn"  # quiet long enough, a turn is open: end it (ForceEndpoint)
+    CLOSE_IDLE = "idle"  # quiet long enough and no turn open: terminate the session
     CLOSE_BUDGET = "budget"  # the budget ran out: terminate at this quiet point
 
 
@@ -42,6 +48,8 @@ class AdmissionSettings:
     budget_grace_seconds: float = 60.0
     busy_backlog_ms: int = 1000
     """Unsent audio beyond this keeps a voice session open (it is owed to the server)."""
+    end_turn_wait_seconds: float = 2.0
+    """After `END_TURN`, how long to wait for the final turn before closing anyway."""
 
     @property
     def keep_ms(self) -> int:
@@ -58,6 +66,7 @@ class Admission:
         self.budget_out = False
         self._budget_close_by: float | None = None
         self._close_sent = False
+        self._ending_since: float | None = None  # END_TURN sent, waiting for the final
         self.preroll_from: float | None = None
         """Monotonic capture time from which audio is sent at the last onset."""
 
@@ -86,16 +95,29 @@ class Admission:
             return Action.NONE
         if not self.voice:
             return Action.NONE
-        busy = turn_open or backlog_ms > self.s.busy_backlog_ms
+        busy = backlog_ms > self.s.busy_backlog_ms
         decision = self.gate.feed(now, speech, turn_open=busy)
         if decision is GateDecision.OPEN:
             self.wanted = True
+            self._ending_since = None
             onset = self.gate.onset_at if self.gate.onset_at is not None else now
             self.preroll_from = onset - (self.s.gate.preroll_ms + DETECTOR_LAG_MS) / 1000
             return Action.OPEN
+        if not session_live:
+            self._ending_since = None
+            if decision is GateDecision.CLOSE:
+                self.wanted = False
+            return Action.NONE
         if decision is GateDecision.CLOSE:
             self.wanted = False
-            return Action.CLOSE_IDLE if session_live else Action.NONE
+            if turn_open:
+                self._ending_since = now
+                return Action.END_TURN
+            return Action.CLOSE_IDLE
+        ending = self._ending_since
+        if ending is not None and (not turn_open or now - ending >= self.s.end_turn_wait_seconds):
+            self._ending_since = None
+            return Action.CLOSE_IDLE
         return Action.NONE
 
     def exhaust(self, now: float) -> None:

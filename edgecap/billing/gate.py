@@ -44,8 +44,8 @@ class GateSettings:
     onset_ms: int = 150
     onset_window_ms: int = 300
     hangover_ms: int = 300
-    idle_close_seconds: float = 10.0
-    preroll_ms: int = 500
+    idle_close_seconds: float = 0.3
+    preroll_ms: int = 200
 
 
 class VoiceGate:
@@ -59,7 +59,8 @@ class VoiceGate:
         self._hang_left = 0
         self.open = settings.mode is GateMode.ALWAYS
         self.speaking = False
-        self.last_speech_at: float | None = None
+        self.last_voice_at: float | None = None
+        """The last frame the detector flagged: the idle time counts from it."""
         self.onset_at: float | None = None
         """Time of the first speech frame of the last onset: the pre-roll counts back from it."""
         self.speech_seconds = 0.0
@@ -71,6 +72,7 @@ class VoiceGate:
         self._times.append(now)
         if speech:
             self.speech_seconds += self.s.frame_ms / 1000
+            self.last_voice_at = now
         # speaking = onset reached, extended by the hang-over after the last speech frame
         if sum(self._window) >= self._onset_frames:
             self.speaking = True
@@ -80,20 +82,25 @@ class VoiceGate:
                 self._hang_left -= 1
             else:
                 self.speaking = False
-        if self.speaking:
-            self.last_speech_at = now
         if self.s.mode is GateMode.ALWAYS:
             return GateDecision.NONE
         if not self.open and self.speaking:
             self.open = True
             self.onset_at = next(t for t, v in zip(self._times, self._window, strict=True) if v)
             return GateDecision.OPEN
-        if self.open and not self.speaking and not turn_open:
-            quiet_since = self.last_speech_at if self.last_speech_at is not None else now
+        if self.open and not turn_open:
+            quiet_since = self.last_voice_at if self.last_voice_at is not None else now
             if now - quiet_since >= self.s.idle_close_seconds:
                 self.open = False
+                self._listen_afresh()  # the next session needs an onset of its own
                 return GateDecision.CLOSE
         return GateDecision.NONE
+
+    def _listen_afresh(self) -> None:
+        self._window.clear()
+        self._times.clear()
+        self._hang_left = 0
+        self.speaking = False
 
     def session_ended(self) -> None:
         """The session ended on its own (server, cap): reopen on the next onset."""
@@ -110,10 +117,6 @@ class SpeechDetector(Protocol):
         """This frame's verdict."""
         ...
 
-    def rest(self, pcm: bytes) -> None:
-        """A frame whose verdict nobody needs (a turn is open: the server hears speech)."""
-        ...
-
 
 SLICE_BYTES = 320  # 10 ms at 16 kHz, PCM16: the model's step
 
@@ -128,8 +131,7 @@ class MicroVadDetector:
     so its onsets stay within a frame or two of running it all along (docs/vad.md). The
     model is level invariant (it flags speech peaking at -48 dBFS), so speech quieter than
     `quiet_dbfs` after a quiet spell is not heard: the price of the saving, set by
-    `session.vad_quiet_dbfs`. Frames passed to `rest` (while a turn is open) are not run
-    either, and warm the model the same way.
+    `session.vad_quiet_dbfs`.
     """
 
     def __init__(
@@ -154,7 +156,7 @@ class MicroVadDetector:
         self._quiet_bytes = 0  # of quiet audio in a row
         self.frames = 0
         self.skipped_frames = 0
-        """Frames the model did not run on (quiet, or at rest)."""
+        """Frames the model did not run on (quiet)."""
 
     def is_speech(self, pcm: bytes) -> bool:
         if self._quiet_for(pcm) >= self._hold_bytes:
@@ -165,10 +167,6 @@ class MicroVadDetector:
             self._run(bytes(self._skipped))  # warm-up: its verdicts are not needed
             self._skipped.clear()
         return self._run(pcm)
-
-    def rest(self, pcm: bytes) -> None:
-        self._quiet_for(pcm)
-        self._skip(pcm)
 
     def _quiet_for(self, pcm: bytes) -> int:
         """Bytes of quiet audio in a row before this frame (0 when it is not quiet)."""

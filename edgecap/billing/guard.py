@@ -115,12 +115,8 @@ class BillingGuard:
         live = turn_open is not None
         listen = adm.voice and (live or not adm.budget_out)  # no VAD while nothing can open
         speech = False
-        if listen and self._vad is not None:
-            if turn_open:  # the server hears speech: the detector's verdict is not needed
-                self._vad.rest(frame.pcm)
-                speech = True
-            else:
-                speech = self._vad.is_speech(frame.pcm)
+        if listen and self._vad is not None:  # (also while a turn is open: its end is ours)
+            speech = self._vad.is_speech(frame.pcm)
         action = adm.frame(
             frame.monotonic,
             speech,

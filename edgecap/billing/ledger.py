@@ -29,6 +29,9 @@ class DayTotals:
 class Ledger:
     reset_at: time = time(0, 0)
     budget_seconds: float | None = None
+    price_per_hour: float | None = None
+    """What a billed hour costs now (`[pricing]`), for the estimate; None: not known."""
+    currency: str = "USD"
     days: dict[date, DayTotals] = field(default_factory=dict)
 
     def billing_day(self, now: datetime) -> date:
@@ -77,11 +80,13 @@ class Ledger:
         return left is not None and left <= 0
 
 
-def _totals(t: DayTotals, open_session_seconds: float) -> dict[str, Any]:
+def _totals(t: DayTotals, open_session_seconds: float, price: float | None) -> dict[str, Any]:
+    billed = t.billed_seconds + open_session_seconds
     return {
         "sessions": t.sessions,
         "speech_seconds": round(t.speech_seconds, 1),
-        "billed_seconds": round(t.billed_seconds + open_session_seconds, 1),
+        "billed_seconds": round(billed, 1),
+        "cost": None if price is None else round(billed / 3600 * price, 4),
     }
 
 
@@ -92,17 +97,22 @@ def billing_summary(
 
     `now` is local time (naive = the system's zone). A session still open counts its running
     seconds in `billed_seconds` (today and month) and against the budget at once, but counts
-    in `sessions` and `speech_seconds` only once it has closed and been recorded.
+    in `sessions` and `speech_seconds` only once it has closed and been recorded. `cost` is
+    the billed time at the current price (an estimate: a price or model changed during
+    the month re-prices all of it).
     """
     open_s = max(0.0, open_session_seconds)
+    price = ledger.price_per_hour
     left = ledger.budget_left(now, open_s)
     resets_at = ledger.next_reset(now).astimezone(UTC)
     return {
         "gate": gate,
         "day": ledger.billing_day(now).isoformat(),
         "resets_at": resets_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "today": _totals(ledger.today(now), open_s),
-        "month": _totals(ledger.month(now), open_s),
+        "today": _totals(ledger.today(now), open_s, price),
+        "month": _totals(ledger.month(now), open_s, price),
+        "currency": ledger.currency,
+        "price_per_hour": price,
         "budget_seconds": None if ledger.budget_seconds is None else float(ledger.budget_seconds),
         "budget_left_seconds": None if left is None else round(max(0.0, left), 1),
         "budget_exhausted": ledger.exhausted(now, open_s),

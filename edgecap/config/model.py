@@ -36,6 +36,7 @@ from edgecap.config.base import (
 from edgecap.config.crosscheck import check_endpointing, check_proxy, resolve_api_token_url
 from edgecap.config.models_table import SpeechModel
 from edgecap.config.openai import OpenAIConfig
+from edgecap.config.pricing import PricingConfig
 from edgecap.config.provider_rules import check_provider
 from edgecap.config.session import SessionConfig
 from edgecap.config.streaming import EndpointingConfig, StreamingConfig
@@ -268,6 +269,7 @@ class Config(_Section):
     endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -275,6 +277,29 @@ class Config(_Section):
     @property
     def mqtt_client_id(self) -> str:
         return self.mqtt.effective_client_id(self.device_id)
+
+    @property
+    def service_model(self) -> tuple[str, str]:
+        """(provider, model) that transcribes: the key of its price."""
+        if self.streaming.provider == "openai":
+            return "openai", self.openai.model
+        return self.streaming.provider, self.streaming.speech_model
+
+    @property
+    def price_per_hour(self) -> float | None:
+        """The price of a billed hour with this configuration (None: not known)."""
+        provider, model = self.service_model
+        return self.pricing.price(provider, model, keyterms=bool(self.streaming.keyterms))
+
+    @property
+    def budget_seconds(self) -> float | None:
+        """Today's budget in billed seconds: `daily_budget_minutes`, or `daily_budget_cost`
+        at the configured price, whichever is less (None: no budget)."""
+        limits = [] if self.session.budget_seconds is None else [self.session.budget_seconds]
+        cost, price = self.session.daily_budget_cost, self.price_per_hour
+        if cost is not None and price:
+            limits.append(cost / price * 3600)
+        return min(limits) if limits else None
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Config:
@@ -289,6 +314,14 @@ class Config(_Section):
         if self.streaming.provider == "assemblyai":
             check_proxy(self.auth, self.streaming)
             check_endpointing(self.streaming, self.endpointing)
+        if self.session.daily_budget_cost is not None and not self.price_per_hour:
+            provider, model = self.service_model
+            raise config_problem(
+                f'needs the price of "{provider}:{model}", which is not in the built-in '
+                f'table (or is 0): set [pricing] per_hour = {{ "{provider}:{model}" = '
+                f"<price per hour> }}",
+                key="session.daily_budget_cost",
+            )
         auth = resolve_api_token_url(self.auth, self.streaming)
         if auth is not self.auth:
             # The model is frozen; this runs once, on the instance being validated.

@@ -28,12 +28,13 @@ class SessionConfig(_Section):
     max_session_seconds: Int = Field(default=3600, ge=60, le=10800)
     # Billing guard (issue 4).
     gate: GateName = "voice"
-    idle_close_seconds: Float = Field(default=10.0, ge=1, le=3600)
-    preroll_ms: Int = Field(default=500, ge=0, le=2000)
+    idle_close_seconds: Float = Field(default=0.3, ge=0.2, le=3600)
+    preroll_ms: Int = Field(default=200, ge=0, le=2000)
     vad_threshold: Float = Field(default=0.5, gt=0, lt=1)
     vad_hangover_ms: Int = Field(default=300, ge=0, le=5000)
     vad_quiet_dbfs: Float = Field(default=-50.0, ge=-96, le=-20)
     daily_budget_minutes: Float | None = Field(default=None, gt=0, le=1440)
+    daily_budget_cost: Float | None = Field(default=None, gt=0, le=100_000)
     budget_reset_time: str = "00:00"
     inactivity_timeout_seconds: Int = Field(default=30, ge=0, le=3600)
 

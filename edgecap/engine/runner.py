@@ -150,7 +150,9 @@ class Engine:
         verdict = self.billing.frame(frame, self._buffer, session.turn_open if session else None)
         if gate.speaking != speaking and session is not None:
             session.speech_edge(gate.speaking)  # (a provider may commit there: OpenAI)
-        if verdict in (GateAction.CLOSE_IDLE, GateAction.CLOSE_BUDGET) and session is not None:
+        if verdict is GateAction.END_TURN and session is not None:
+            session.end_turn()
+        elif verdict in (GateAction.CLOSE_IDLE, GateAction.CLOSE_BUDGET) and session is not None:
             idle = verdict is GateAction.CLOSE_IDLE
             reason = CloseReason.IDLE if idle else CloseReason.BUDGET
             self._dispatch(c.CloseRequested(self._clock(), reason))

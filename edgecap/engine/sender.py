@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from enum import Enum
 
 from websockets.asyncio.client import ClientConnection
 from websockets.protocol import State
@@ -25,6 +26,15 @@ from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, pad_message, plan_m
 from edgecap.engine.eager import Suspended, start_eagerly
 from edgecap.engine.types import SessionSettings
 from edgecap.turns.timeline import AudioTimeline
+
+
+class Edge(Enum):
+    """What the local side learnt with the newest captured frame, told to the provider in
+    order with the audio (once the audio up to that frame is sent)."""
+
+    SPEECH = "speech"  # the gate heard speech start
+    QUIET = "quiet"  # speech ended (after the hang-over)
+    END_TURN = "end_turn"  # the talk is over: finish the open turn now (ForceEndpoint)
 
 
 class Sender:
@@ -39,7 +49,7 @@ class Sender:
         turn_open: Callable[[], bool],
         encode: Callable[[bytes], bytes | str] | None = None,
         sample_rate: int | None = None,
-        on_speech_edge: Callable[[bool, int], str | None] | None = None,
+        on_edge: Callable[[Edge, int], str | None] | None = None,
     ) -> None:
         self._ws = ws
         self._buffer = buffer
@@ -52,16 +62,17 @@ class Sender:
         self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
         self._idle = False  # the task waits for audio: frames may go out from `offer`
         self._handoff: tuple[Suspended, list[Frame]] | None = None  # a send it must finish
-        self._on_speech_edge = on_speech_edge  # (speaking, audio ms sent) -> message or None
-        self._edges: deque[tuple[int, bool]] = deque()  # (last frame seq then, speaking)
+        self._on_edge = on_edge  # (edge, audio ms sent) -> message or None
+        self._edges: deque[tuple[int, Edge]] = deque()  # (last frame seq then, edge)
         self._last_sent_seq = -1
 
-    def speech_edge(self, speaking: bool) -> None:
-        """The local gate's verdict changed with the newest frame: once the audio up to it
-        is sent, the provider is told (and what it returns, e.g. OpenAI's commit, is sent
-        right after that audio). Rare (once per utterance edge): the task handles it."""
+    def edge(self, edge: Edge) -> None:
+        """The local gate's verdict changed with the newest frame (or the talk is over):
+        once the audio up to it is sent, the provider is told (and what it returns, e.g.
+        OpenAI's commit or AssemblyAI's ForceEndpoint, is sent right after that audio).
+        Rare (a few per utterance): the task handles it."""
         seq = self._buffer.newest_seq
-        self._edges.append((-1 if seq is None else seq, speaking))
+        self._edges.append((-1 if seq is None else seq, edge))
         self._audio_ready.set()
 
     def offer(self) -> bool:
@@ -98,7 +109,7 @@ class Sender:
                     await suspended  # a send started by `offer`: finish it
                     self._sent(frames, time.monotonic())
                 elif self._edges and self._edges[0][0] <= self._last_sent_seq:
-                    await self._speech_edge()
+                    await self._edge()
                 elif not await self._send_message():
                     self._audio_ready.clear()
                     self._idle = True
@@ -110,10 +121,10 @@ class Sender:
                 self._handoff[0].close()
                 self._handoff = None
 
-    async def _speech_edge(self) -> None:
-        _, speaking = self._edges.popleft()
-        hook = self._on_speech_edge
-        message = None if hook is None else hook(speaking, self._timeline.sent_ms)
+    async def _edge(self) -> None:
+        _, edge = self._edges.popleft()
+        hook = self._on_edge
+        message = None if hook is None else hook(edge, self._timeline.sent_ms)
         if message:
             await self._ws.send(message)
 

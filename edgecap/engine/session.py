@@ -36,7 +36,7 @@ from websockets.typing import Subprotocol
 from edgecap import __version__
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.inbound import InboundLog, PartialPacer
-from edgecap.engine.sender import Sender
+from edgecap.engine.sender import Edge, Sender
 from edgecap.engine.states import CloseReason, EndedBy
 from edgecap.engine.types import SessionFailed, SessionResult, SessionSettings
 from edgecap.providers.assemblyai.protocol import AssemblyAIProvider
@@ -90,7 +90,7 @@ class StreamingSession:
         self._terminate_sent = False
         self._turns = 0
         self._close_requested = asyncio.Event()
-        self._early_edges: list[bool] = []
+        self._early_edges: list[Edge] = []
         self._settled = asyncio.Event()  # no turn open: every committed turn is final
         self._close_as = EndedBy.STOP
         self._close_reason: CloseReason | None = None
@@ -240,10 +240,10 @@ class StreamingSession:
             turn_open=lambda: self.turn_open,
             encode=self._stream.encode_audio,
             sample_rate=self.provider.sample_rate,
-            on_speech_edge=self._speech_edge_reached,
+            on_edge=self._edge_reached,
         )
-        for speaking in self._early_edges:  # edges before it ran (opened by a voice onset)
-            self._sender.speech_edge(speaking)
+        for edge in self._early_edges:  # edges before it ran (opened by a voice onset)
+            self._sender.edge(edge)
         self._early_edges.clear()
         sender = asyncio.create_task(self._sender.run(), name="edgecap-send")
         receiver = asyncio.create_task(self._receive_loop(), name="edgecap-receive")
@@ -363,13 +363,24 @@ class StreamingSession:
         """The local voice gate's verdict changed with the newest captured frame (speech
         began, or ended after the hang-over): the provider hears of it in order with the
         audio (OpenAI without server turn detection commits the item there)."""
-        if self._sender is not None:
-            self._sender.speech_edge(speaking)
-        else:
-            self._early_edges.append(speaking)
+        self._edge(Edge.SPEECH if speaking else Edge.QUIET)
 
-    def _speech_edge_reached(self, speaking: bool, audio_ms: int) -> str | None:
-        return self._stream.local_speech(speaking, audio_ms=audio_ms)
+    def end_turn(self) -> None:
+        """The local side decided the talk is over: once the audio captured so far is sent,
+        a turn the server still has open is ended now (ForceEndpoint) instead of after the
+        server's own end-of-turn silence; the session is closed once it is final."""
+        self._edge(Edge.END_TURN)
+
+    def _edge(self, edge: Edge) -> None:
+        if self._sender is not None:
+            self._sender.edge(edge)
+        else:
+            self._early_edges.append(edge)
+
+    def _edge_reached(self, edge: Edge, audio_ms: int) -> str | None:
+        if edge is Edge.END_TURN:
+            return self.provider.force_endpoint_message() if self._stream.turn_open else None
+        return self._stream.local_speech(edge is Edge.SPEECH, audio_ms=audio_ms)
 
     async def _settle(self, limit_s: float) -> None:
         """End local speech (the provider may commit what it has) and wait, bounded, until

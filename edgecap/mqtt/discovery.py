@@ -13,6 +13,8 @@ the device and its entities, following Home Assistant's documented device discov
   the state is cut there; the full text is in its attributes, which a revision updates);
 - `state`: the daemon state from the `status` topic;
 - `billed`: billed streaming seconds since start, from the `stats` topic;
+- `cost_today`, `cost_month`: the estimated cost of today and of this month (`monetary`
+  sensors in the `[pricing]` currency), from the `stats` topic's `billing` section;
 - `spool`: transcripts waiting for the broker, from the `stats` topic.
 
 Availability is the daemon's `availability` topic (`online`, last will `offline`).
@@ -78,7 +80,29 @@ def object_id(device_id: str) -> str:
     return f"edgecap_{device_id}"
 
 
-def discovery_payload(topics: Topics) -> dict[str, Any]:
+def _cost_sensor(uid: str, name: str, period: str, topics: Topics, currency: str) -> dict[str, Any]:
+    """The estimated cost of `period` ("today" or "month") from the stats' `billing`."""
+    return {
+        "platform": "sensor",
+        "unique_id": uid,
+        "name": name,
+        "icon": "mdi:cash",
+        "device_class": "monetary",
+        "unit_of_measurement": currency,
+        # no state_class: the value drops to 0 at each new day/month, which "total" without
+        # a last_reset would count as spending going backwards
+        "suggested_display_precision": 2,
+        "state_topic": topics.stats,
+        # None (unknown) until the billing section says, or with no known price
+        "value_template": (
+            "{{ value_json.billing." + period + ".cost "
+            "if value_json.billing is defined and value_json.billing "
+            "and value_json.billing." + period + ".cost is not none else 'None' }}"
+        ),
+    }
+
+
+def discovery_payload(topics: Topics, currency: str = "USD") -> dict[str, Any]:
     oid = object_id(topics.device_id)
 
     def uid(name: str) -> str:
@@ -124,6 +148,8 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
             "state_topic": topics.stats,
             "value_template": "{{ value_json.billed_seconds }}",
         },
+        "cost_today": _cost_sensor(uid("cost_today"), "Cost today", "today", topics, currency),
+        "cost_month": _cost_sensor(uid("cost_month"), "Cost this month", "month", topics, currency),
         "spool": {
             "platform": "sensor",
             "unique_id": uid("spool"),
@@ -156,7 +182,9 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
     }
 
 
-def discovery_message(topics: Topics) -> tuple[str, bytes]:
+def discovery_message(topics: Topics, currency: str = "USD") -> tuple[str, bytes]:
     """The topic and the JSON payload to publish (retained)."""
-    payload = json.dumps(discovery_payload(topics), allow_nan=False, separators=(",", ":")).encode()
+    payload = json.dumps(
+        discovery_payload(topics, currency), allow_nan=False, separators=(",", ":")
+    ).encode()
     return topics.discovery, payload

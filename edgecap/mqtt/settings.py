@@ -49,6 +49,8 @@ class ServiceSettings:
     partials: bool = False
     hermes: bool = False
     discovery: bool = False
+    currency: str = "USD"
+    """Of the cost estimate in the stats (Home Assistant's cost sensors)."""
 
     @property
     def topics(self) -> Topics:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +30,8 @@ class Message:
     payload: bytes
     retain: bool
     qos: int
+    received_at: float = field(default_factory=time.time, compare=False)
+    """Wall time the subscriber received it (for latency figures)."""
 
     @property
     def text(self) -> str:
