@@ -90,7 +90,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--billing-minutes",
         type=float,
-        help="length of the 10 %%-speech billing scenario (3; --quick 1.5; the issue's is 10)",
+        help="length of the 10 %%-speech billing program (3; --quick 1.5; the issue's is 10); "
+        "below 3 the other programs shrink too (3 commands, a 1-minute conversation)",
     )
     parser.add_argument(
         "--outages", help="catch-up outages in seconds, comma-separated (5,20; --quick 5)"
@@ -180,7 +181,10 @@ async def run(args: argparse.Namespace, workdir: Path, command: str) -> Report:
             except (BenchError, AssertionError, TimeoutError) as exc:
                 report.catchup = phase_catchup.CatchUpResult(reason=str(exc))
         if "billing" not in args.skip and gate_available():
-            say(f"\n==> billing ratio ({args.billing_minutes:g} min, 10 % speech)")
+            say(
+                "\n==> billing (commands, conversation, "
+                f"{args.billing_minutes:g} min of 10 % speech)"
+            )
             try:
                 report.billing = await phase_billing.run(
                     bench,

@@ -124,8 +124,10 @@ def edgecap_config(
     frame_ms: int = 50,
     state_dir: Path | None = None,
     provider: Provider = "assemblyai",
+    extra: dict[str, dict[str, object]] | None = None,
 ) -> Path:
-    """`provider` "openai": `urls` are an OpenAI simulator's, `OPENAI_SETTINGS` apply."""
+    """`provider` "openai": `urls` are an OpenAI simulator's, `OPENAI_SETTINGS` apply.
+    `extra`: more keys per section (merged last)."""
     sections: dict[str, dict[str, object]] = {
         "audio": {"device": source.device, "frame_ms": frame_ms},
         "auth": {"token_service_url": urls.token_service_url},
@@ -140,6 +142,8 @@ def edgecap_config(
         gate = "always"  # streaming from the start; the gate has its own phase (billing)
     if gate is not None:
         sections["session"] = {"gate": gate}
+    for section, keys in (extra or {}).items():
+        sections.setdefault(section, {}).update(keys)
     state = state_dir or path.parent / f"state-{device_id}"
     top = {"device_id": device_id, "state_dir": str(state)}
     return write_config(path, top, sections)

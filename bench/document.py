@@ -159,8 +159,8 @@ two busy threads then share one core).
   session from the token-service simulator, durable transcript spool, MQTT to a local
   mosquitto. "Gate off" (`session.gate = "always"`) keeps one session open; "gate on" is
   the default `voice` gate, which opens its session when the speech starts and runs the
-  voice-activity detector on every frame while no turn is open (the speech pauses are too
-  short for its quiet skip; the billing section measures that).
+  voice-activity detector on every frame (the speech pauses are too short for its quiet
+  skip; the billing section measures that).
 - **AssemblyAI SDK**: the official `assemblyai` package's v3 `StreamingClient` (sync),
   `stream()` fed with the same 50 ms periods, same model and endpointing parameters, its
   default options (it offers permessage-deflate, which the simulator accepts).
@@ -244,7 +244,7 @@ def markdown(r: Report) -> str:
         '`streaming.provider = "openai"`) is measured in section 1 only: the OpenAI '
         "simulator cannot send turns on demand, and section 6 profiles the AssemblyAI daemon.",
         "",
-        "## 3. Reconnect gap, catch-up and billing ratio",
+        "## 3. Reconnect gap, catch-up and billing",
         "",
         "**Reconnect gap** (abrupt drop → audio flowing in the new session):",
         "",

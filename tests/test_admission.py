@@ -108,6 +108,28 @@ def test_voice_closes_after_the_idle_time_once_no_backlog_is_owed() -> None:
     assert not adm.wanted
 
 
+def test_no_more_sessions_per_minute_than_allowed_a_quiet_one_is_kept_instead() -> None:
+    adm = Admission(AdmissionSettings(GateSettings(mode=GateMode.VOICE), max_sessions_per_minute=3))
+    feed = Feeder(adm)
+    live = False
+    events: list[tuple[float, Action]] = []
+    for _ in range(6):  # a sentence (1 s) every 5 s: one session each, while allowed
+        for speech, seconds in ((True, 1.0), (False, 4.0)):
+            for _ in range(round(seconds / FRAME_S)):
+                for t, a in feed(FRAME_S, speech, session_live=live):
+                    events.append((t, a))
+                    live = a is Action.OPEN or (live and a is not Action.CLOSE_IDLE)
+    opens = [t for t, a in events if a is Action.OPEN]
+    closes = [t for t, a in events if a is Action.CLOSE_IDLE]
+    assert len(opens) == 3  # the third session is kept through the following sentences
+    assert all(b - a < 5 for a, b in zip(opens, closes, strict=False))  # closed when quiet
+    assert len(closes) == 2
+    # once the first of them is a minute old, the quiet session closes
+    later = feed(60.0, False, session_live=True)
+    assert [a for _, a in later] == [Action.CLOSE_IDLE]
+    assert later[0][0] == pytest.approx(opens[0] + 60.0, abs=0.06)
+
+
 def test_quiet_with_a_turn_open_ends_the_turn_then_closes_when_it_is_final() -> None:
     adm = Admission(voice(idle_close_seconds=1.0, hangover_ms=300))
     feed = Feeder(adm)

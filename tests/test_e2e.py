@@ -78,12 +78,20 @@ async def test_speech_through_alsa_arrives_as_turns_on_mqtt(
         payloads = [t.json() for t in turns]
         assert [p["text"] for p in payloads] == [f.text for f in fixtures], daemon.log
         assert len({p["id"] for p in payloads}) == len(payloads)
-        assert [p["turn_order"] for p in payloads] == list(range(len(fixtures)))
+        # with the shipped settings a session ends about a second after the talk, so a
+        # pause of a second or more between sentences may start a new session: within
+        # each session the turns count from 0
+        by_id = {s.session_id: s for s in sim.sessions}
+        orders: dict[str, list[int]] = {}
+        for p in payloads:
+            orders.setdefault(p["session_id"], []).append(p["turn_order"])
+        assert all(o == list(range(len(o))) for o in orders.values()), orders
+        assert payloads[0]["session_id"] == session.session_id
         for p, f, h in zip(payloads, fixtures, handles, strict=True):
             assert p["schema"] == "edgecap.turn/1"
             assert p["device_id"] == DEVICE
-            assert p["session_id"] == session.session_id
-            assert p["id"] == f"{session.session_id}:{p['turn_order']}"
+            assert p["session_id"] in by_id
+            assert p["id"] == f"{p['session_id']}:{p['turn_order']}"
             assert p["words"][0]["text"] == f.first_word
             assert [w["text"] for w in p["words"]] == f.text.split()
             assert all(set(w) == {"text", "start_ms", "end_ms", "confidence"} for w in p["words"])
@@ -96,19 +104,22 @@ async def test_speech_through_alsa_arrives_as_turns_on_mqtt(
             started, ended = parse_ts(p["started_at"]), parse_ts(p["ended_at"])
             assert h.started_wall - 0.3 <= started < ended <= h.finished_wall + 0.3
         assert max(parse_ts(p["ended_at"]) for p in payloads) < time.time()
-        # the session opened on the voice onset, and the pre-roll put audio before the
-        # first word: the server heard the sentence from its very beginning
-        assert payloads[0]["words"][0]["start_ms"] >= 400, payloads[0]["words"][0]
+        # each session opened on a voice onset, and the pre-roll put audio before the
+        # first word: the server heard each sentence from its very beginning
+        for p in payloads:
+            if p["turn_order"] == 0:
+                assert p["words"][0]["start_ms"] >= 200, p["words"][0]
 
-        # a clean stop: Terminate sent, Termination received, session closed normally
-        await sim.wait_until(lambda: session.closed, "session closed")
-        assert session.terminate_received
-        assert session.close_code == 1000
-        assert session.error is None  # no 3007 from the rate or duration checks
-        assert all(size == 1600 or size % 1600 == 0 for size in session.frame_sizes)
+        # clean ends: Terminate sent, Termination received, each session closed normally
+        await sim.wait_until(lambda: all(s.closed for s in sim.sessions), "sessions closed")
+        for sess in sim.sessions:
+            assert sess.terminate_received
+            assert sess.close_code == 1000
+            assert sess.error is None  # no 3007 from the rate or duration checks
+            assert all(size % 1600 == 0 for size in sess.frame_sizes)
         # one fresh single-use token per session, plus at most one prefetched spare
         used = [sess.token for sess in sim.sessions]
-        assert len(set(used)) == len(used) == 1
+        assert len(set(used)) == len(used) == len(orders)
         assert len(tokens.requests) <= len(sim.sessions) + 1
         assert (
             read_retained("127.0.0.1", mqtt_broker.port, f"edgecap/{DEVICE}/availability", 5)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from edgecap.audio.frame import CaptureClock, Frame
-from edgecap.engine.buffer import AudioBuffer, CatchUpPacer
+from edgecap.engine.buffer import AudioBuffer, CatchUpPacer, plan_message
 from edgecap.providers.assemblyai.errors import classify_close, classify_http_status
 from edgecap.providers.assemblyai.messages import Turn, Word
 from edgecap.providers.failures import ErrorClass
@@ -51,6 +51,39 @@ def test_pacer_never_exceeds_rate_over_a_backlog() -> None:
         assert pacer.sent_s <= now * 1.2 + 0.05 + 1e-9
     # 20 s of audio at 1.2x takes about 16.6 s
     assert 16.0 < now < 17.0
+
+
+def test_a_voice_session_sends_its_preroll_at_once_and_paces_any_later_backlog() -> None:
+    """The first message may carry `first_s` (the pre-roll); that excess is not owed
+    later: the server sees at most rate x real time + first_s, and a burst later in the
+    session is paced exactly as in a session without it."""
+    buf = AudioBuffer(30_000, 50)
+    for i in range(19):  # 0.95 s waiting when the session begins
+        buf.append(frame(i))
+    pacer = CatchUpPacer(rate=1.2, burst_s=0.1, first_s=1.0)
+    frames, wait = plan_message(buf, pacer, now=0.0)
+    assert (len(frames), wait) == (19, 0.0)  # all of it in the first message
+    buf.mark_sent(len(frames))
+    pacer.sent(0.95, now=0.0)
+    # live frames then go straight out
+    assert pacer.delay(0.05, 0.05) == 0.0
+    # a burst of 1 s arriving at t = 2 s is paced like after a plain 0.1 s first message
+    plain = CatchUpPacer(rate=1.2, burst_s=0.1)
+    plain.sent(0.1, now=0.0)
+    for p in (pacer, plain):
+        for k in range(1, 40):  # live frames until 2 s
+            p.sent(0.05, now=k * 0.05)
+    assert pacer.delay(2.0, 1.0) == pytest.approx(plain.delay(2.0, 1.0))
+    assert pacer.delay(2.0, 1.0) > 0.4  # (1.0 - 0.45 allowed) / 1.2
+    # without `first_s` the first message is only the burst
+    assert plan_message(buf_of(19), CatchUpPacer(rate=1.2, burst_s=0.1), now=0.0)[0][-1].seq == 1
+
+
+def buf_of(frames: int) -> AudioBuffer:
+    buf = AudioBuffer(30_000, 50)
+    for i in range(frames):
+        buf.append(frame(i))
+    return buf
 
 
 def test_pacer_sends_live_frames_without_delay_once_caught_up() -> None:

@@ -73,6 +73,7 @@ async def reload_config(d: Daemon) -> None:
             "vad_quiet_dbfs",
             "preroll_ms",
             "idle_close_seconds",
+            "max_sessions_per_minute",
         )
         if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
             log.warning("reload: gate and VAD changes take effect after a restart")

@@ -167,7 +167,8 @@ def admission_settings(cfg: Config) -> AdmissionSettings:
             hangover_ms=s.vad_hangover_ms,
             idle_close_seconds=s.idle_close_seconds,
             preroll_ms=s.preroll_ms,
-        )
+        ),
+        max_sessions_per_minute=s.max_sessions_per_minute,
     )
 
 

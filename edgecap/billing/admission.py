@@ -12,6 +12,9 @@ the engine:
   `end_turn_wait_seconds` at the latest (Terminate makes the server finish it anyway).
   The detector's verdict decides, not the server's open turn, so the session does not pay
   for the server's own end-of-turn silence; speech resuming meanwhile keeps it open.
+  At most `max_sessions_per_minute` sessions open in any minute (AssemblyAI limits new
+  sessions per minute per account: 5 on the free tier): once that many opened in the last
+  60 s, a quiet session is kept (billed) until closing it would let the next one open.
 - budget used up: no session is wanted; an open one is closed at the next quiet point (no
   open turn and, with `voice`, no speech the detector hears), or `budget_grace_seconds`
   after the budget ran out at the latest.
@@ -23,6 +26,7 @@ and at an onset `preroll_from` says where the audio to send starts.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,6 +54,9 @@ class AdmissionSettings:
     """Unsent audio beyond this keeps a voice session open (it is owed to the server)."""
     end_turn_wait_seconds: float = 2.0
     """After `END_TURN`, how long to wait for the final turn before closing anyway."""
+    max_sessions_per_minute: int = 20
+    """Voice sessions opened in any 60 s, at most (quiet sessions are kept rather than
+    closed and reopened beyond it)."""
 
     @property
     def keep_ms(self) -> int:
@@ -67,6 +74,7 @@ class Admission:
         self._budget_close_by: float | None = None
         self._close_sent = False
         self._ending_since: float | None = None  # END_TURN sent, waiting for the final
+        self._opened: deque[float] = deque()  # when the sessions of the last minute opened
         self.preroll_from: float | None = None
         """Monotonic capture time from which audio is sent at the last onset."""
 
@@ -95,11 +103,13 @@ class Admission:
             return Action.NONE
         if not self.voice:
             return Action.NONE
-        busy = backlog_ms > self.s.busy_backlog_ms
+        busy = backlog_ms > self.s.busy_backlog_ms or (session_live and self._at_session_cap(now))
         decision = self.gate.feed(now, speech, turn_open=busy)
         if decision is GateDecision.OPEN:
             self.wanted = True
             self._ending_since = None
+            if not session_live:
+                self._opened.append(now)
             onset = self.gate.onset_at if self.gate.onset_at is not None else now
             self.preroll_from = onset - (self.s.gate.preroll_ms + DETECTOR_LAG_MS) / 1000
             return Action.OPEN
@@ -119,6 +129,14 @@ class Admission:
             self._ending_since = None
             return Action.CLOSE_IDLE
         return Action.NONE
+
+    def _at_session_cap(self, now: float) -> bool:
+        """As many sessions opened in the last minute as allowed: closing this one now
+        would make the next one wait (or trip the server's limit)."""
+        opened = self._opened
+        while opened and now - opened[0] >= 60.0:
+            opened.popleft()
+        return len(opened) >= self.s.max_sessions_per_minute
 
     def exhaust(self, now: float) -> None:
         """The budget ran out at monotonic time `now`: no session is wanted any more."""

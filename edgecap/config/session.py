@@ -29,6 +29,7 @@ class SessionConfig(_Section):
     # Billing guard (issue 4).
     gate: GateName = "voice"
     idle_close_seconds: Float = Field(default=0.3, ge=0.2, le=3600)
+    max_sessions_per_minute: Int = Field(default=20, ge=1, le=600)
     preroll_ms: Int = Field(default=200, ge=0, le=2000)
     vad_threshold: Float = Field(default=0.5, gt=0, lt=1)
     vad_hangover_ms: Int = Field(default=300, ge=0, le=5000)

@@ -189,15 +189,25 @@ class CatchUpPacer:
 
     The server measures real time from the arrival of the first audio message, so the
     allowance starts at the first `sent()` (or at `start` when given): before that only
-    `burst_s` may go out.
+    `first_s` (default `burst_s`) may go out. What the first message carries beyond
+    `burst_s` is not counted against the later allowance: a session opened by a voice onset
+    sends its pre-roll at once and then paces any further backlog exactly as before (the
+    server's check is then "rate x real time + first_s").
     """
 
-    def __init__(self, rate: float, start: float | None = None, burst_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        rate: float,
+        start: float | None = None,
+        burst_s: float = 0.1,
+        first_s: float | None = None,
+    ) -> None:
         if rate < 1.0:
             raise ValueError("catch-up rate must be at least 1.0 x real time")
         self.rate = rate
         self.start = start
         self.burst_s = burst_s
+        self.first_s = burst_s if first_s is None else max(burst_s, first_s)
         self.sent_s = 0.0
 
     def allowance(self, now: float) -> float:
@@ -208,12 +218,13 @@ class CatchUpPacer:
     def delay(self, now: float, duration_s: float) -> float:
         """Seconds to wait before a message of `duration_s` may be sent (0 = now)."""
         if self.start is None:
-            return 0.0 if duration_s <= self.burst_s + 1e-9 else float("inf")
+            return 0.0 if duration_s <= self.first_s + 1e-9 else float("inf")
         return max(0.0, (duration_s - self.allowance(now)) / self.rate)
 
     def sent(self, duration_s: float, now: float | None = None) -> None:
         if self.start is None:
             self.start = now if now is not None else 0.0
+            duration_s = min(duration_s, self.burst_s)  # the first message's excess is free
         self.sent_s += duration_s
 
 
@@ -223,8 +234,8 @@ def plan_message(
     """What the sender does next: `(frames, 0)` send them now; `([], s)` wait `s` seconds
     for the pacer; `([], 0)` nothing (or too little) to send: wait for audio.
 
-    The first message of a session is at most the pacer's burst (the server's clock starts
-    when it arrives). Later, everything waiting goes out in one message of up to 1000 ms
+    The first message of a session is at most the pacer's `first_s` (the server's clock
+    starts when it arrives). Later, everything waiting goes out in one message of up to 1000 ms
     once the pacer allows it, unless the wait would overflow the buffer: then whatever the
     pacer allows right now is sent (at least one frame), so a full buffer drains at
     `rate` - 1 without dropping more audio. A message is never shorter than 50 ms; when
@@ -234,7 +245,7 @@ def plan_message(
     if first is None:
         return [], 0.0
     if pacer.start is None:
-        frames = buffer.peek_message(max(round(pacer.burst_s * 1000), first))
+        frames = buffer.peek_message(max(round(pacer.first_s * 1000), first))
         ms = total_ms(frames)
     else:
         frames = buffer.peek_message(MAX_MESSAGE_MS) or buffer.peek_message(first)

@@ -324,6 +324,8 @@ class Engine:
             self._on_partial,
             on_activity=self._activity,
             on_revision=self._on_revision,
+            # a voice session not retrying a failure: what waits is the pre-roll
+            preroll=self.billing.admission.voice and self.controller.attempt == 0,
         )
         self._opening = session
         try:

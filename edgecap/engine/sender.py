@@ -50,6 +50,7 @@ class Sender:
         encode: Callable[[bytes], bytes | str] | None = None,
         sample_rate: int | None = None,
         on_edge: Callable[[Edge, int], str | None] | None = None,
+        first_s: float | None = None,
     ) -> None:
         self._ws = ws
         self._buffer = buffer
@@ -59,7 +60,9 @@ class Sender:
         self._sample_rate = sample_rate or settings.params.sample_rate
         self._encode = encode  # the provider's audio message (None: the PCM itself)
         self._idle_history_ms = settings.idle_history_ms
-        self._pacer = CatchUpPacer(settings.catchup_rate, None, settings.pacer_burst_seconds)
+        self._pacer = CatchUpPacer(
+            settings.catchup_rate, None, settings.pacer_burst_seconds, first_s=first_s
+        )
         self._idle = False  # the task waits for audio: frames may go out from `offer`
         self._handoff: tuple[Suspended, list[Frame]] | None = None  # a send it must finish
         self._on_edge = on_edge  # (edge, audio ms sent) -> message or None

@@ -70,8 +70,12 @@ class StreamingSession:
         *,
         on_activity: Callable[[bool], None] | None = None,
         on_revision: Callable[[str, SpeakerRevision], None] | None = None,
+        preroll: bool = False,
     ) -> None:
+        """`preroll`: opened by a voice onset, so the backlog is the pre-roll: its first
+        message may carry `settings.preroll_burst_seconds` of it."""
         self.settings = settings
+        self._first_s = settings.preroll_burst_seconds if preroll else None
         self._buffer = buffer
         self._audio_ready = audio_ready
         self._on_turn = on_turn
@@ -241,6 +245,7 @@ class StreamingSession:
             encode=self._stream.encode_audio,
             sample_rate=self.provider.sample_rate,
             on_edge=self._edge_reached,
+            first_s=self._first_s,
         )
         for edge in self._early_edges:  # edges before it ran (opened by a voice onset)
             self._sender.edge(edge)
@@ -379,7 +384,7 @@ class StreamingSession:
 
     def _edge_reached(self, edge: Edge, audio_ms: int) -> str | None:
         if edge is Edge.END_TURN:
-            return self.provider.force_endpoint_message() if self._stream.turn_open else None
+            return self._stream.end_turn(audio_ms=audio_ms)
         return self._stream.local_speech(edge is Edge.SPEECH, audio_ms=audio_ms)
 
     async def _settle(self, limit_s: float) -> None:
@@ -391,6 +396,9 @@ class StreamingSession:
             await self._ws.send(commit)
         self._terminate_sent = True
         if self._stream.turn_open:
+            # the last server message may have set it before this commit (or the one the
+            # speech edge just sent) existed: the receiver sets it again once all is final
+            self._settled.clear()
             try:
                 await asyncio.wait_for(self._settled.wait(), limit_s)
             except TimeoutError:

@@ -24,12 +24,15 @@ class SessionSettings:
     """How long before the cap a quiet point may end the session (None: derived)."""
     idle_history_ms: int = 1000
     """Sent audio kept for replay while no turn is open (speech not yet announced)."""
-    pacer_burst_seconds: float = 1.0
-    """Audio the sender may be ahead of `catchup_rate` x real time: the first message of a
-    session carries up to this much of the pre-roll (1000 ms, the largest audio message
-    AssemblyAI accepts), so a voice-gated session is live after its first message instead of
-    catching up for seconds (the server hears the end of speech, and ends the turn, ~1 s
-    sooner). Within the simulator's model of the server's check (1.25x + 2 s)."""
+    pacer_burst_seconds: float = 0.1
+    preroll_burst_seconds: float = 1.0
+    """The first message of a session opened by a voice onset carries up to this much of
+    the backlog (the pre-roll and what was captured while connecting; 1000 ms is the largest
+    audio message AssemblyAI takes): the session is live after one message instead of
+    catching up at `catchup_rate` for seconds, so the server hears the end of speech, and
+    ends the turn, ~1 s sooner. AssemblyAI's real-time check tolerates far more look-ahead
+    (a third party measured ~310 s); the simulator's default model is 1.25x + 2 s. A
+    session opened after a drop replays at `catchup_rate` from its first message."""
     provider: StreamingProvider | None = None
     """The provider's protocol (the way in, control messages); None: AssemblyAI v3 with a
     token in the query."""

@@ -130,6 +130,12 @@ class ProviderStream(Protocol):
         returns its `input_audio_buffer.commit` at the end of speech."""
         ...
 
+    def end_turn(self, *, audio_ms: int) -> str | None:
+        """The local side decided the talk is over (the session is about to end): a message
+        that makes the server finish the turn it has open now, sent right after the audio
+        up to `audio_ms`, or None (no turn open, or the provider ends it otherwise)."""
+        ...
+
 
 class StreamingProvider(Protocol):
     @property

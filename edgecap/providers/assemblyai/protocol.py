@@ -72,6 +72,9 @@ class AssemblyAIStream:
     def local_speech(self, speaking: bool, *, audio_ms: int) -> str | None:
         return None  # the server finds the end of each turn itself
 
+    def end_turn(self, *, audio_ms: int) -> str | None:
+        return FORCE_ENDPOINT if self.turn_open else None
+
     def encode_audio(self, pcm: bytes) -> bytes:
         return pcm  # v3 takes raw PCM16 in binary frames (no JSON, no base64)
 

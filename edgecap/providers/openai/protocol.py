@@ -181,6 +181,11 @@ class OpenAIStream:
         self._committed_ms = audio_ms
         return json.dumps({"type": "input_audio_buffer.commit", "event_id": commit.event_id})
 
+    def end_turn(self, *, audio_ms: int) -> str | None:
+        """Manual turn detection: commit speech not committed yet (the speech edge usually
+        has); with server turn detection the server ends its turns itself."""
+        return self.local_speech(False, audio_ms=audio_ms) if self._manual else None
+
     def receive(self, raw: str | bytes, *, sent_ms: int) -> list[ProviderEvent]:
         try:
             events = self._handle(parse_server_event(raw), sent_ms)
