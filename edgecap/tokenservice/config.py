@@ -86,7 +86,7 @@ class DeviceLimits(_Section):
 
     token_requests_per_minute: Int = Field(default=30, ge=0, le=100_000)
     concurrent_sessions: Int = Field(default=2, ge=0, le=100_000)
-    daily_billed_seconds: Int = Field(default=86_400, ge=0, le=86_400 * 100)
+    daily_billed_seconds: Int = Field(default=0, ge=0, le=86_400 * 100)
     max_session_seconds: Int = Field(default=3600, ge=60, le=10_800)
     max_token_expires_seconds: Int = Field(default=600, ge=1, le=600)
 
