@@ -4,6 +4,7 @@ $CREDENTIALS_DIRECTORY or the environment)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,17 @@ def test_an_inline_key_is_an_unknown_key_and_never_echoed(tmp_path: Path) -> Non
         load_service_config(config, {})
     assert "assemblyai.api_key: unknown key" in str(caught.value)
     assert "sk-inline-secret" not in str(caught.value)
+
+
+def test_the_shipped_example_is_valid_and_shows_every_key() -> None:
+    import tomllib
+
+    example = Path(__file__).resolve().parents[1] / "config" / "edgecap-tokens.toml"
+    text = example.read_text()
+    config = parse_config(tomllib.loads(text))
+    assert config == parse_config({})  # every value shown is the default
+    shown = set(re.findall(r"^#? ?([a-z_]+) = ", text, re.MULTILINE))
+    expected = set(type(config).model_fields) - {"assemblyai", "openai", "limits"}
+    for section in (config.assemblyai, config.openai, config.limits.device):
+        expected |= set(type(section).model_fields)
+    assert expected <= shown
