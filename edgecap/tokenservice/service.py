@@ -104,7 +104,13 @@ class TokenService:
             return DRAINING
         if credential is None:
             return UNAUTHORIZED
-        device = await asyncio.to_thread(self.store.authenticate, credential_hash(credential))
+        day = utc_day(self.wall())
+        device, usage = await asyncio.to_thread(
+            self.store.device_and_usage,
+            credential_hash(credential),
+            day,
+            fleet=bool(self.limits.fleet_daily_seconds),
+        )
         if device is None:
             return UNAUTHORIZED
         if not device.enabled:
@@ -116,10 +122,6 @@ class TokenService:
             return refusal
         window.add(now)
         self._fleet_window.add(now)
-        day = utc_day(self.wall())
-        usage = await asyncio.to_thread(
-            self.store.usage, device.id, day, fleet=bool(self.limits.fleet_daily_seconds)
-        )
         refusal = budget_refusal(self.limits, usage, self.wall())
         if refusal is None and session:
             refusal = session_refusal(
