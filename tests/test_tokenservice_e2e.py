@@ -221,3 +221,49 @@ async def test_sigterm_drains_an_open_proxy_session_with_terminate(tmp_path: Pat
     assert [m["type"] for m in received] == ["Termination"]  # Terminate went upstream
     assert code == 1012
     assert sim.sessions[0].auth == "api_key_header"
+
+
+async def refused_upgrade(url: str, credential: str) -> tuple[int, dict[str, str], str | None]:
+    """(status, JSON body, Retry-After) of an upgrade the proxy refuses."""
+    with pytest.raises(InvalidStatus) as caught:
+        async with connect(url, additional_headers={"Authorization": f"Bearer {credential}"}):
+            pass
+    response = caught.value.response
+    return response.status_code, json.loads(response.body), response.headers.get("Retry-After")
+
+
+async def test_the_proxy_enforces_concurrent_sessions_and_ends_a_session_at_its_budget(
+    tmp_path: Path,
+) -> None:
+    async with StreamingSimulator(script=[], api_key=API_KEY) as sim:
+        service = TokenServiceProcess(
+            tmp_path,
+            api_key=API_KEY,
+            token_url=sim.token_url,
+            streaming_url=sim.url,
+            sections={"limits.device": {"concurrent_sessions": 1, "daily_billed_seconds": 2}},
+        )
+        credential = service.add_device("budget")
+        await service.start()
+        url = service.base_url.replace("http", "ws") + "/v1/assemblyai/v3/ws?sample_rate=16000"
+        try:
+            headers = {"Authorization": f"Bearer {credential}"}
+            async with connect(url, additional_headers=headers) as ws:
+                assert json.loads(await ws.recv())["type"] == "Begin"
+                second = await refused_upgrade(url, credential)
+                received = []
+                with contextlib.suppress(ConnectionClosedError):
+                    async for message in ws:
+                        received.append(json.loads(message))
+                closed = (ws.close_code, ws.close_reason)
+            after = await refused_upgrade(url, credential)
+        finally:
+            assert await service.stop() == 0, service.log
+    assert second[:2] == (429, {"error": second[1]["error"], "code": "too_many_sessions"})
+    assert [m["type"] for m in received] == ["Termination"]  # Terminate went upstream first
+    assert closed == (1008, "daily billed-time budget exhausted")
+    assert after[0] == 429
+    assert after[1]["code"] == "budget_exhausted"
+    assert after[2] is not None
+    assert 0 < int(after[2]) <= 86_400
+    assert len(sim.sessions) == 1  # the refused ones never reached the provider

@@ -206,6 +206,9 @@ def load_service_config(
     if data is None:
         raise ServiceConfigError(problems)
     config = parse_config(data)
+    if "://" not in config.database and not Path(config.database).is_absolute():
+        # a relative SQLite path is relative to the config file, like the key files
+        config = config.model_copy(update={"database": str(path.parent / config.database)})
     if not need_keys:
         return LoadedService(config, path)
     keys: dict[str, str | None] = {}

@@ -29,6 +29,11 @@ RefusalCode = Literal[
     "provider_disabled",
     "bad_request",
     "draining",
+    "upstream_refused_key",
+    "upstream_error",
+    "upstream_unreachable",
+    "upstream_timeout",
+    "upstream_rate_limited",
 ]
 SECONDS_PER_DAY = 86_400
 

@@ -46,19 +46,34 @@ async def proxy_endpoint(websocket: WebSocket) -> None:
     if not service.config.assemblyai.enabled:
         result: Admitted | Refusal = Refusal(404, "provider_disabled", "AssemblyAI is off")
     else:
-        result = await service.admit(credential, ROUTE, session=True)
+        result = await service.admit(credential, ROUTE)
     if isinstance(result, Refusal):
         service.audit(ROUTE, result.code, result.status)
         await websocket.send_denial_response(refusal_response(result))
         return
-    upstream, refusal = await _open_upstream(service, websocket)
-    if upstream is None:
-        assert refusal is not None
-        service.audit(ROUTE, refusal.code, refusal.status, device=result.device.name)
-        await websocket.send_denial_response(refusal_response(refusal))
+    # The session's slot is taken before the first await, so that connects arriving together
+    # cannot all pass the concurrent-session limit.
+    handle = OpenSession(result.device, lambda code, why: None)
+    reserved = service.reserve_session(handle)
+    if isinstance(reserved, Refusal):
+        service.audit(ROUTE, reserved.code, reserved.status, device=result.device.name)
+        await websocket.send_denial_response(refusal_response(reserved))
         return
-    await websocket.accept(subprotocol=echo)
-    await ProxySession(service, result, websocket, upstream).run()
+    try:
+        upstream, refusal = await _open_upstream(service, websocket)
+        if upstream is None:
+            assert refusal is not None
+            service.audit(ROUTE, refusal.code, refusal.status, device=result.device.name)
+            await websocket.send_denial_response(refusal_response(refusal))
+            return
+        await websocket.accept(subprotocol=echo)
+        session = ProxySession(service, result, websocket, upstream)
+        handle.drain = lambda code, why: session.request_end(code, why, "drained")
+        if service.draining:  # the drain began while the upstream was opening
+            session.request_end(1012, "token service restarting; reconnect", "drained")
+        await session.run()
+    finally:
+        service.close_session(reserved)
 
 
 def upstream_url(base: str, query: bytes) -> str:
@@ -87,13 +102,19 @@ async def _open_upstream(
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status == 429:
-            refusal = Refusal(429, "rate_limited", "AssemblyAI is rate limiting sessions", 5)
+            refusal = Refusal(429, "upstream_rate_limited", "AssemblyAI is rate limiting", 5)
+        elif status in (401, 403):
+            refusal = Refusal(
+                502, "upstream_refused_key", f"AssemblyAI refused the service's key ({status})"
+            )
         else:
-            refusal = Refusal(502, "bad_request", f"AssemblyAI refused the session (HTTP {status})")
+            refusal = Refusal(502, "upstream_error", f"AssemblyAI refused the session ({status})")
         return None, refusal
-    except (OSError, TimeoutError, WebSocketException) as exc:
+    except TimeoutError:
+        return None, Refusal(504, "upstream_timeout", "AssemblyAI did not answer in time", 2)
+    except (OSError, WebSocketException) as exc:
         name = type(exc).__name__
-        return None, Refusal(502, "bad_request", f"cannot reach AssemblyAI ({name})", 2)
+        return None, Refusal(502, "upstream_unreachable", f"cannot reach AssemblyAI ({name})", 2)
     finally:
         service.metrics.upstream_latency.labels(ROUTE).observe(time.monotonic() - started)
     return upstream, None
@@ -123,11 +144,6 @@ class ProxySession:
 
     async def run(self) -> None:
         service = self.service
-        key = service.open_session(
-            OpenSession(
-                self.admitted.device, lambda code, why: self.request_end(code, why, "drained")
-            )
-        )
         name = self.admitted.device.name
         service.audit(ROUTE, "open", 101, device=name)
         tasks = [
@@ -146,7 +162,6 @@ class ProxySession:
             await self.upstream.close()
             await self._close_device()
             seconds = await self._flush()
-            service.close_session(key)
             ending = self.ending
             service.audit(
                 ROUTE,

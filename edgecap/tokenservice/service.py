@@ -95,9 +95,7 @@ class TokenService:
 
     # -- admission -------------------------------------------------------------------------
 
-    async def admit(
-        self, credential: str | None, route: str, *, session: bool = False
-    ) -> Admitted | Refusal:
+    async def admit(self, credential: str | None, route: str) -> Admitted | Refusal:
         """The device behind `credential` if policy lets this request through, else the
         refusal (audited and counted by the caller via `refuse`)."""
         if self.draining:
@@ -123,15 +121,18 @@ class TokenService:
         window.add(now)
         self._fleet_window.add(now)
         refusal = budget_refusal(self.limits, usage, self.wall())
-        if refusal is None and session:
-            refusal = session_refusal(
-                self.limits, self.sessions.by_device[device.id], len(self.sessions.open)
-            )
         return refusal or Admitted(device, usage, day)
 
     # -- sessions --------------------------------------------------------------------------
 
-    def open_session(self, handle: OpenSession) -> int:
+    def reserve_session(self, handle: OpenSession) -> int | Refusal:
+        """A slot for a proxied session (the key to `close_session`), or the refusal when
+        the device or the fleet has as many open as the policy allows."""
+        refusal = session_refusal(
+            self.limits, self.sessions.by_device.get(handle.device.id, 0), len(self.sessions.open)
+        )
+        if refusal is not None:
+            return refusal
         self._next_session += 1
         key = self._next_session
         self.sessions.open.add(key)

@@ -4,6 +4,7 @@ answer comes back as it is, and a failure becomes an `Answer` the device can act
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,8 +27,6 @@ class Answer:
     """None when the provider answered; else why not (an outcome label for metrics)."""
 
     def json(self) -> Any:
-        import json
-
         try:
             return json.loads(self.body)
         except ValueError:
@@ -35,8 +34,6 @@ class Answer:
 
 
 def _error(status: int, code: str, message: str, seconds: float) -> Answer:
-    import json
-
     body = json.dumps({"error": message, "code": code}).encode()
     return Answer(status, body, seconds=seconds, failure=code)
 
