@@ -148,7 +148,7 @@ class ProxySession:
         service.audit(ROUTE, "open", 101, device=name)
         tasks = [
             asyncio.create_task(self._device_to_upstream()),
-            asyncio.create_task(self._upstream_to_device()),
+            asyncio.create_task(self._upstream_to_device(), name="up"),
             asyncio.create_task(self._watch()),
         ]
         try:
@@ -197,7 +197,6 @@ class ProxySession:
                 return
 
     async def _upstream_to_device(self) -> None:
-        asyncio.current_task().set_name("up")  # type: ignore[union-attr]
         try:
             async for message in self.upstream:
                 if isinstance(message, bytes):
