@@ -73,9 +73,10 @@ def section(results: list[Result], args: argparse.Namespace, notes: list[str]) -
         "(`edgecap-tokens serve`: uvicorn, "
         "one process), which mints each token from the streaming simulator's `/v3/token` in "
         "a process of its own. The load generator, the simulator and the replica share the "
-        "machine's two cores, so tokens/s is bounded by the machine, not by the replica: the "
-        "replica's CPU per token is the figure that scales (a core mints about 1000 / that "
-        "many tokens a second). The simulator closes every connection after one answer, so "
+        "machine's two cores. A replica is one Python process and uses at most one core: its "
+        "CPU per token is the figure that scales (one core mints about 1000 / that many "
+        "tokens a second; beyond that, more replicas on PostgreSQL). The simulator closes "
+        "every connection after one answer, so "
         "each mint also opens a TCP connection upstream (AssemblyAI keeps them open).",
         "",
         HEADER,
