@@ -193,3 +193,19 @@ async def test_health_readiness_and_metrics(rig: Rig) -> None:
     assert 'edgecap_tokens_billed_seconds_total{device="dev",kind="estimated"} 3600.0' in text
     assert "edgecap_tokens_upstream_seconds_bucket" in text
     assert "edgecap_tokens_sessions_open 0.0" in text
+
+
+async def test_a_failing_database_is_a_503_json_error_and_nothing_reaches_the_provider(
+    rig: Rig,
+) -> None:
+    with rig.store.engine.begin() as conn:  # the database loses its tables under the service
+        conn.exec_driver_sql("DROP TABLE usage")
+        conn.exec_driver_sql("DROP TABLE devices")
+    response = await rig.token()
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    ready = await rig.client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "database unavailable"
+    assert rig.provider.requests == []

@@ -29,6 +29,7 @@ RefusalCode = Literal[
     "provider_disabled",
     "bad_request",
     "draining",
+    "database_unavailable",
     "upstream_refused_key",
     "upstream_error",
     "upstream_unreachable",

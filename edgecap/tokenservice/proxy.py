@@ -17,14 +17,20 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from edgecap.tokenservice.credentials import from_upgrade
-from edgecap.tokenservice.policy import Refusal, session_allowance
+from edgecap.tokenservice.policy import Refusal, Usage, session_allowance
 from edgecap.tokenservice.responses import refusal_response
-from edgecap.tokenservice.service import Admitted, OpenSession, TokenService
+from edgecap.tokenservice.service import (
+    DATABASE_SECONDS,
+    Admitted,
+    OpenSession,
+    TokenService,
+)
 
 ROUTE = "assemblyai_ws"
 TERMINATE_WAIT_SECONDS = 5.0
@@ -224,18 +230,30 @@ class ProxySession:
                 self.request_end(1008, "daily billed-time budget exhausted", "budget_exhausted")
                 return
             await self._flush()
-            admitted = self.admitted
-            active = await asyncio.to_thread(service.store.is_active, admitted.device.id)
+            checked = await self._recheck()
+            if checked is None:  # the database did not answer: keep the last deadline
+                continue
+            active, usage = checked
             if not active:
                 self.request_end(1008, "device credential revoked or denied", "revoked")
                 return
-            usage = await asyncio.to_thread(
-                service.store.usage,
-                admitted.device.id,
-                admitted.day,
-                fleet=bool(service.limits.fleet_daily_seconds),
-            )
             deadline = service.clock() + session_allowance(service.limits, usage)
+
+    async def _recheck(self) -> tuple[bool, Usage] | None:
+        """Whether the device may still stream, and its usage today; None if the database
+        failed (logged)."""
+        store, device = self.service.store, self.admitted.device
+        fleet = bool(self.service.limits.fleet_daily_seconds)
+        try:
+            async with asyncio.timeout(DATABASE_SECONDS):
+                active = await asyncio.to_thread(store.is_active, device.id)
+                usage = await asyncio.to_thread(
+                    store.usage, device.id, self.admitted.day, fleet=fleet
+                )
+        except (SQLAlchemyError, TimeoutError) as exc:
+            self.service.database_failed("session check", exc, device=device.name)
+            return None
+        return active, usage
 
     async def _flush(self) -> float:
         """Record the seconds since the last flush; returns the session's total."""

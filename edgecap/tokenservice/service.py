@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from edgecap.tokenservice.config import LoadedService
 from edgecap.tokenservice.credentials import credential_hash
 from edgecap.tokenservice.metrics import Metrics
@@ -32,6 +34,11 @@ from edgecap.tokenservice.upstream import Upstream
 
 audit_log = logging.getLogger("edgecap.tokens.audit")
 DRAINING = Refusal(503, "draining", "this replica is shutting down; retry (another replica)", 1)
+DATABASE_UNAVAILABLE = Refusal(
+    503, "database_unavailable", "the token service cannot reach its database; retry", 5
+)
+DATABASE_SECONDS = 5.0
+"""A database call on the request path that takes longer fails the request (503)."""
 
 
 def limits_of(loaded: LoadedService) -> Limits:
@@ -103,12 +110,17 @@ class TokenService:
         if credential is None:
             return UNAUTHORIZED
         day = utc_day(self.wall())
-        device, usage = await asyncio.to_thread(
-            self.store.device_and_usage,
-            credential_hash(credential),
-            day,
-            fleet=bool(self.limits.fleet_daily_seconds),
-        )
+        try:
+            async with asyncio.timeout(DATABASE_SECONDS):
+                device, usage = await asyncio.to_thread(
+                    self.store.device_and_usage,
+                    credential_hash(credential),
+                    day,
+                    fleet=bool(self.limits.fleet_daily_seconds),
+                )
+        except (SQLAlchemyError, TimeoutError) as exc:
+            self.database_failed("admit", exc)
+            return DATABASE_UNAVAILABLE
         if device is None:
             return UNAUTHORIZED
         if not device.enabled:
@@ -177,21 +189,31 @@ class TokenService:
         metered: float = 0.0,
         estimated: float = 0.0,
     ) -> None:
-        await asyncio.to_thread(
-            self.store.record,
-            admitted.device.id,
-            admitted.day,
-            self.wall(),
-            tokens=tokens,
-            requests=requests,
-            metered=metered,
-            estimated=estimated,
-        )
+        try:
+            async with asyncio.timeout(DATABASE_SECONDS):
+                await asyncio.to_thread(
+                    self.store.record,
+                    admitted.device.id,
+                    admitted.day,
+                    self.wall(),
+                    tokens=tokens,
+                    requests=requests,
+                    metered=metered,
+                    estimated=estimated,
+                )
+        except (SQLAlchemyError, TimeoutError) as exc:
+            # What was minted is handed out all the same; only its accounting is lost.
+            self.database_failed("record", exc, device=admitted.device.name, metered=metered)
         name = admitted.device.name
         if metered:
             self.metrics.billed_seconds.labels(name, "metered").inc(metered)
         if estimated:
             self.metrics.billed_seconds.labels(name, "estimated").inc(estimated)
+
+    def database_failed(self, what: str, exc: BaseException, **extra: Any) -> None:
+        entry = {"event": "database_error", "during": what, "error": type(exc).__name__}
+        entry.update(extra)
+        audit_log.error("%s", json.dumps(entry), extra={"audit": entry})
 
     def audit(self, route: str, outcome: str, status: int, **extra: Any) -> None:
         """One JSON line: route, device, outcome, status (never a credential, key or token)."""

@@ -116,7 +116,7 @@ class Store:
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
-            conn.execute(sa.select(1))
+            conn.execute(sa.select(devices.c.id).limit(1))  # the schema is there too
 
     # -- administration (the CLI) ----------------------------------------------------------
 
