@@ -27,6 +27,7 @@ from bench.document import markdown
 from bench.machine import machine, versions
 from bench.phase_stream import tree_name
 from bench.report import Report, console
+from bench.sections import kept_section, with_section
 from bench.stack import REPO, BenchError, pin_harness
 
 PHASES = ("stream", "startup", "reconnect", "catchup", "billing")
@@ -229,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     say("\n" + console(report))
     if args.output is not None:
-        args.output.write_text(markdown(report), encoding="utf-8")
+        old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        text = markdown(report)
+        if kept := kept_section(old):  # the token service's section (scripts/bench-tokens)
+            text = with_section(text, kept)
+        args.output.write_text(text, encoding="utf-8")
         say(f"\nwritten: {args.output}")
     if args.json is not None:
         args.json.write_text(json.dumps(dataclasses.asdict(report), indent=1, default=str))

@@ -175,3 +175,17 @@ def test_py_spy_raw_output_summary() -> None:
         "asyncio machinery (loop, tasks, events)": 8,  # ws.py matches nothing: its caller
         "capture pipe → event loop (read, parse, timestamps)": 2,
     }
+
+
+def test_the_token_service_section_survives_a_rewrite_of_benchmarks_md() -> None:
+    from bench.sections import TOKENS_MARKER, kept_section, with_section
+
+    section = f"{TOKENS_MARKER}\n## 7. edgecap-tokens\n| a |\n"
+    old = with_section("# Benchmarks\n\nold tables\n", section)
+    assert old == f"# Benchmarks\n\nold tables\n\n{section}"
+    rewritten = with_section("# Benchmarks\n\nnew tables\n", kept_section(old))
+    assert rewritten == f"# Benchmarks\n\nnew tables\n\n{section}"
+    newer = with_section(rewritten, f"{TOKENS_MARKER}\n## 7. again\n")
+    assert newer.count(TOKENS_MARKER) == 1
+    assert newer.endswith("## 7. again\n")
+    assert kept_section("# no section\n") == ""

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "app": 5,
     "doctor": 6,
     "sim": 6,
+    "tokenservice": 6,
     "cli": 7,
     "__main__": 8,
 }
@@ -38,7 +39,9 @@ LAYERS: dict[str, int] = {
 parts or lower ones. (`doctor` sits above `app` because it builds its settings with the
 daemon's own wiring functions.)"""
 
-CONFIG_READERS = {"app", "doctor", "cli", "config"}
+CONFIG_READERS = {"app", "doctor", "cli", "config", "tokenservice"}
+"""`tokenservice` (edgecap-tokens) has a schema of its own built from edgecap's config
+helpers."""
 
 
 def part_of(module: str) -> str:
@@ -101,3 +104,14 @@ def test_the_engine_decides_without_io() -> None:
                 names = [node.module]
             bad = [n for n in names if n.split(".")[0] in io]
             assert not bad, f"{name} imports {bad}"
+
+
+def test_the_daemon_never_imports_the_token_service() -> None:
+    """edgecap-tokens is a server for the fleet's operator (the `server` extra): nothing on
+    the device imports it, so a device install needs none of its libraries."""
+    importers = sorted(
+        module
+        for module, target in imports()
+        if part_of(target) == "tokenservice" and part_of(module) != "tokenservice"
+    )
+    assert importers == []

@@ -1,0 +1,5 @@
+import sys
+
+from edgecap.tokenservice.cli import main
+
+sys.exit(main())
