@@ -27,7 +27,8 @@ def test_mute_ends_the_open_session_at_once_without_sending_what_waits() -> None
     after = ctl.handle(c.SessionEnded(5.2, EndedBy.ROTATE, None))
     assert c.FetchToken not in kinds(after)
     assert ctl.phase is Phase.MUTED
-    assert ctl.counters.reconnects == 0 and ctl.attempt == 0
+    assert ctl.counters.reconnects == 0
+    assert ctl.attempt == 0
     # audio and the gate come and go: still nothing opens
     assert ctl.handle(c.AudioChanged(6.0, ok=False)) == []
     assert ctl.handle(c.AudioChanged(7.0, ok=True)) == []
@@ -45,7 +46,8 @@ def test_mute_while_a_session_fails_or_opens_costs_no_retry() -> None:
     ctl.handle(c.MuteChanged(5.0, muted=True))
     failure = Classified(ErrorClass.TRANSIENT, 1006, "", "dropped")
     after = ctl.handle(c.SessionEnded(5.1, EndedBy.SERVER, failure))
-    assert c.Wait not in kinds(after) and ctl.counters.reconnects == 0
+    assert c.Wait not in kinds(after)
+    assert ctl.counters.reconnects == 0
     assert ctl.phase is Phase.MUTED
     # muted while a token is being fetched: abandoned, and a late answer is ignored
     ctl.handle(c.MuteChanged(6.0, muted=False))
@@ -78,9 +80,11 @@ def test_a_muted_buffer_hands_out_nothing_and_clears() -> None:
         buf.append(Frame(i, b"\0" * 1600, 0.05 * i, 0.05 * i, 50))
     assert buf.peek_message()
     buf.held = True
-    assert buf.peek_message() == [] and buf.next_frame_ms() is None
+    assert buf.peek_message() == []
+    assert buf.next_frame_ms() is None
     assert buf.clear() == 250
-    assert len(buf) == 0 and buf.backlog_ms == 0
+    assert len(buf) == 0
+    assert buf.backlog_ms == 0
 
 
 def test_speech_heard_with_no_turn_is_an_event_with_its_duration() -> None:

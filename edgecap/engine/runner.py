@@ -209,6 +209,19 @@ class Engine:
                 self._dispatch(c.WantChanged(self._clock(), False))
         self._dispatch(c.MuteChanged(self._clock(), muted))
 
+    def set_admission(self, admission: AdmissionSettings, vad: SpeechDetector | None) -> None:
+        """Another gate (`voice`/`always`) from now on: `always` opens a session at once;
+        `voice` lets an open session close once no speech is heard for a while."""
+        live = self.current is not None or self.controller.phase in (
+            c.Phase.TOKEN,
+            c.Phase.CONNECTING,
+        )
+        self.billing.set_admission(admission, vad, live=live, now=self._clock())
+        self.controller.settings = dataclasses.replace(
+            self.controller.settings, voice=self.billing.voice
+        )
+        self._dispatch(c.WantChanged(self._clock(), self.billing.admission.wanted))
+
     def open_session_seconds(self) -> float:
         """How long the current session has been open (billed, not yet recorded)."""
         return self.billing.open_session_seconds()
