@@ -51,6 +51,21 @@ def current(config: Config, name: str) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def bounds(name: str) -> tuple[float, float]:
+    """The (inclusive) range the config allows for the numeric setting `name`."""
+    section, key = SETTINGS[name]
+    model = Config.model_fields[section].annotation
+    assert isinstance(model, type)
+    assert issubclass(model, BaseModel)
+    low = high = None
+    for rule in model.model_fields[key].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    assert low is not None, name
+    assert high is not None, name
+    return float(low), float(high)
+
+
 def apply(config: Config, changes: Mapping[str, object]) -> Config:
     """`config` with `changes` (setting name -> value) validated as if the file had said
     so; `ConfigError` with one line per problem otherwise (naming `section.key` and the
@@ -144,6 +159,7 @@ __all__ = [
     "OVERLAY_FILE",
     "SETTINGS",
     "apply",
+    "bounds",
     "current",
     "dotted",
     "effective",

@@ -13,7 +13,9 @@ the device and its entities, following Home Assistant's documented device discov
   the state is cut there; the full text is in its attributes, which a revision updates);
 - `state`: the daemon state from the `status` topic;
 - `billed`: billed streaming seconds since start, from the `stats` topic;
-- `spool`: transcripts waiting for the broker, from the `stats` topic.
+- `spool`: transcripts waiting for the broker, from the `stats` topic;
+- with `controls`: the privacy mute switch and the run-time settings
+  (`discovery_control.py`).
 
 Availability is the daemon's `availability` topic (`online`, last will `offline`).
 Publishing an empty retained message on the same topic removes the device.
@@ -25,6 +27,7 @@ import json
 from typing import Any
 
 from edgecap import __version__
+from edgecap.mqtt.discovery_control import ControlChoices, control_components
 from edgecap.mqtt.topics import OFFLINE, ONLINE, Topics
 
 STATE_MAX_CHARS = 255  # Home Assistant rejects longer entity states
@@ -78,7 +81,7 @@ def object_id(device_id: str) -> str:
     return f"edgecap_{device_id}"
 
 
-def discovery_payload(topics: Topics) -> dict[str, Any]:
+def discovery_payload(topics: Topics, controls: ControlChoices | None = None) -> dict[str, Any]:
     oid = object_id(topics.device_id)
 
     def uid(name: str) -> str:
@@ -135,6 +138,8 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
             "value_template": "{{ value_json.spool_depth }}",
         },
     }
+    if controls is not None:
+        components.update(control_components(topics, oid, controls))
     return {
         "device": {
             "identifiers": [oid],
@@ -156,7 +161,8 @@ def discovery_payload(topics: Topics) -> dict[str, Any]:
     }
 
 
-def discovery_message(topics: Topics) -> tuple[str, bytes]:
+def discovery_message(topics: Topics, controls: ControlChoices | None = None) -> tuple[str, bytes]:
     """The topic and the JSON payload to publish (retained)."""
-    payload = json.dumps(discovery_payload(topics), allow_nan=False, separators=(",", ":")).encode()
+    body = discovery_payload(topics, controls)
+    payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     return topics.discovery, payload

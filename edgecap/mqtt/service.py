@@ -239,7 +239,7 @@ class MqttService:
         return self.publisher.publish(topic, payload, qos=1)
 
     def _publish_discovery(self) -> None:
-        topic, payload = discovery_message(self.topics)
+        topic, payload = discovery_message(self.topics, self.options.controls)
         self.publisher.publish(topic, payload, qos=1, retain=True)
 
     def _spool_condition(self, part: str, line: str | None) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edgecap.mqtt.discovery_control import ControlChoices
 from edgecap.mqtt.spool import SpoolBounds
 from edgecap.mqtt.topics import Topics
 
@@ -49,6 +50,8 @@ class ServiceSettings:
     partials: bool = False
     hermes: bool = False
     discovery: bool = False
+    controls: ControlChoices | None = None
+    """The control entities discovery announces (None: none)."""
 
     @property
     def topics(self) -> Topics:
