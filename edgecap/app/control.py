@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,33 @@ def write_state(state_dir: Path, name: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SettingsPlan:
+    """A `set` command that validated: the config and the overlay it leads to."""
+
+    config: Config
+    overlay: dict[str, object]
+    request: dict[str, Any]
+
+
+def plan_settings(
+    file_config: Config, overlay: Mapping[str, object], payload: bytes
+) -> SettingsPlan | CommandError:
+    """What a `set` payload would change (pure: nothing is applied). Any payload gives a
+    plan or a `CommandError` naming the setting and the value that is wrong."""
+    command = parse_settings(payload, ov.SETTINGS)
+    if isinstance(command, CommandError):
+        return command
+    request: dict[str, Any] = {**command.changes, **dict.fromkeys(command.resets)}
+    new_overlay = {k: v for k, v in overlay.items() if k not in command.resets}
+    new_overlay.update(command.changes)
+    try:
+        config = ov.apply(file_config, new_overlay)
+    except ConfigError as exc:
+        return _blame(exc.problems[0], request)
+    return SettingsPlan(config, new_overlay, request)
 
 
 class Control:
@@ -181,33 +209,28 @@ class Control:
 
     async def _settings(self, payload: bytes) -> None:
         async with self._lock:  # one command at a time, in the order they came
-            command = parse_settings(payload, ov.SETTINGS)
-            if isinstance(command, CommandError):
-                log.warning("MQTT set command refused: %s", command.message)
-                self._reply(result_payload(False, error=command))
-                return
-            request: dict[str, Any] = {**command.changes, **dict.fromkeys(command.resets)}
-            overlay = {k: v for k, v in self.overlay.items() if k not in command.resets}
-            overlay.update(command.changes)
-            old = self.d.loaded.config
             try:
-                new = ov.apply(self.file_config, overlay)
-            except ConfigError as exc:
-                error = _blame(exc.problems[0], request)
-                log.warning("MQTT set command refused: %s", error.message)
-                self._reply(result_payload(False, request=request, error=error))
-                return
-            saved = self._save(overlay)
-            self.overlay = overlay
-            self.d.loaded = dataclasses.replace(self.d.loaded, config=new)
-            applied = await self._apply(old, new, request)
-            log.info(
-                "MQTT set: %s (%s)",
-                shown(request),
-                ", ".join(f"{k} {v}" for k, v in applied.items()),
-            )
-            self._reply(result_payload(True, request=request, applied=applied, saved=saved))
-            self.publish_settings()
+                await self._settings_locked(payload)
+            except Exception as exc:  # never the daemon's end: say so and carry on
+                log.exception("MQTT set command failed (an edgecap bug)")
+                error = CommandError(f"internal error ({type(exc).__name__})")
+                self._reply(result_payload(False, error=error))
+
+    async def _settings_locked(self, payload: bytes) -> None:
+        plan = plan_settings(self.file_config, self.overlay, payload)
+        if isinstance(plan, CommandError):
+            log.warning("MQTT set command refused: %s", plan.message)
+            request = None if plan.request is None else dict(plan.request)
+            self._reply(result_payload(False, request=request, error=plan))
+            return
+        saved = self._save(plan.overlay)
+        old, self.overlay = self.d.loaded.config, plan.overlay
+        self.d.loaded = dataclasses.replace(self.d.loaded, config=plan.config)
+        applied = await self._apply(old, plan.config, plan.request)
+        changes = ", ".join(f"{k} {v}" for k, v in applied.items())
+        log.info("MQTT set: %s (%s)", shown(plan.request), changes)
+        self._reply(result_payload(True, request=plan.request, applied=applied, saved=saved))
+        self.publish_settings()
 
     def _save(self, overlay: dict[str, object]) -> bool:
         try:
@@ -263,9 +286,9 @@ def _blame(problem: str, request: dict[str, Any]) -> CommandError:
     """The request's setting a config problem names (`endpointing.min_turn_silence: ...`)."""
     for name, value in request.items():
         if ov.dotted(name) in problem:
-            return CommandError(problem, name, value)
+            return CommandError(problem, name, value, request)
     first = next(iter(request), None)
-    return CommandError(problem, first, None if first is None else request[first])
+    return CommandError(problem, first, None if first is None else request[first], request)
 
 
-__all__ = ["MUTE_FILE", "Control", "read_mute", "write_state"]
+__all__ = ["MUTE_FILE", "Control", "SettingsPlan", "plan_settings", "read_mute", "write_state"]

@@ -34,6 +34,8 @@ class CommandError:
     message: str
     key: str | None = None
     value: Any = None
+    request: Mapping[str, Any] | None = None
+    """The whole command, when it parsed."""
 
 
 @dataclass(frozen=True, slots=True)
