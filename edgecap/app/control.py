@@ -15,12 +15,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +40,7 @@ from edgecap.mqtt.commands import (
     shown,
 )
 from edgecap.mqtt.service import MqttService
+from edgecap.state.files import write_atomic
 from edgecap.turns.transcript import iso_utc
 
 if TYPE_CHECKING:
@@ -67,21 +65,6 @@ def read_mute(state_dir: Path, start_muted: bool) -> bool:
         log.error("cannot read the saved mute state (%s); using control.start_muted", exc)
         return start_muted
     return start_muted if word not in (ON, OFF) else word == ON
-
-
-def write_state(state_dir: Path, name: str, text: str) -> None:
-    """Replace `state_dir/name` atomically (OSError)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, state_dir / name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,7 +153,7 @@ class Control:
         changed = muted != self.muted
         self.muted = muted
         try:
-            write_state(self.state_dir, MUTE_FILE, (ON if muted else OFF) + "\n")
+            write_atomic(self.state_dir / MUTE_FILE, (ON if muted else OFF) + "\n")
         except OSError as exc:
             log.error("cannot save the mute state in %s: %s", self.state_dir, exc)
         self.d.engine.set_muted(muted)
@@ -284,6 +267,9 @@ class Control:
 
 def _blame(problem: str, request: dict[str, Any]) -> CommandError:
     """The request's setting a config problem names (`endpointing.min_turn_silence: ...`)."""
+    for name, value in request.items():  # the key the problem is about, then any it names
+        if problem.startswith(ov.dotted(name) + ":"):
+            return CommandError(problem, name, value, request)
     for name, value in request.items():
         if ov.dotted(name) in problem:
             return CommandError(problem, name, value, request)
@@ -291,4 +277,4 @@ def _blame(problem: str, request: dict[str, Any]) -> CommandError:
     return CommandError(problem, first, None if first is None else request[first], request)
 
 
-__all__ = ["MUTE_FILE", "Control", "SettingsPlan", "plan_settings", "read_mute", "write_state"]
+__all__ = ["MUTE_FILE", "Control", "SettingsPlan", "plan_settings", "read_mute"]

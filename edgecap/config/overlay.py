@@ -12,10 +12,7 @@ result and where each value comes from.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgecap.config.model import Config
 from edgecap.config.problems import ConfigError, validation_problems
+from edgecap.state.files import write_atomic
 
 OVERLAY_FILE = "settings.json"
 MAX_OVERLAY_BYTES = 64 * 1024
@@ -142,17 +140,7 @@ def read_overlay(state_dir: Path) -> tuple[dict[str, object], list[str]]:
 def write_overlay(state_dir: Path, overlay: Mapping[str, object]) -> None:
     """Replace the overlay atomically (a crash leaves the old or the new one); OSError."""
     data = json.dumps({"settings": dict(overlay)}, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".settings.", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, state_dir / OVERLAY_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(state_dir / OVERLAY_FILE, data)
 
 
 __all__ = [
