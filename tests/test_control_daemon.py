@@ -2,7 +2,8 @@
 simulators. The privacy mute (no token, no session, no audio while on; survives a
 restart; a bad payload changes nothing), the gate switched at run time, keyterms and
 endpointing sent to the live session as UpdateConfiguration, a bad value refused with a
-reply naming it, and the settings kept across a restart."""
+reply naming it, and the settings kept across a restart; speech the provider does not
+transcribe is reported as an event."""
 
 from __future__ import annotations
 
@@ -103,6 +104,23 @@ async def test_mute_and_runtime_settings_over_mqtt(
                 assert turns[0].json()["text"] == b.text
                 assert len(sim.sessions) == 1
                 assert sim.sessions[0].audio_ms < (b.duration_ms + 4000)  # none of `a`
+
+                # 3b. speech the provider does not transcribe: an event, counted in the stats
+                first = sim.sessions[0]
+                await sim.wait_until(lambda: first.closed, "the idle session closed")
+                sim.settings.speech_threshold_dbfs = 0.0  # a provider that hears nothing
+                alsa_source.play_wav(a.path)
+                alsa_source.play_silence(1.0)
+                event = (await sub.await_for(on(f"{T}/event"), WAIT))[0].json()
+                assert event["event"] == "speech_without_transcript"
+                assert event["session_id"] == sim.sessions[1].session_id
+                assert 0.3 <= event["speech_seconds"] <= a.duration_ms / 1000 + 1
+                await sub.await_for(
+                    lambda m: m.topic == f"{T}/stats"
+                    and m.json()["speech_without_transcript"] == 1,
+                    WAIT,
+                )
+                sim.settings.speech_threshold_dbfs = -40.0
 
                 # 4. the gate switched to `always` over MQTT: a session stays open
                 sub.clear()
