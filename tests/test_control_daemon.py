@@ -116,8 +116,9 @@ async def test_mute_and_runtime_settings_over_mqtt(
                 assert event["session_id"] == sim.sessions[1].session_id
                 assert 0.3 <= event["speech_seconds"] <= a.duration_ms / 1000 + 1
                 await sub.await_for(
-                    lambda m: m.topic == f"{T}/stats"
-                    and m.json()["speech_without_transcript"] == 1,
+                    lambda m: (
+                        m.topic == f"{T}/stats" and m.json()["speech_without_transcript"] == 1
+                    ),
                     WAIT,
                 )
                 sim.settings.speech_threshold_dbfs = -40.0
