@@ -29,9 +29,10 @@ def test_mute_ends_the_open_session_at_once_without_sending_what_waits() -> None
     assert ctl.phase is Phase.MUTED
     assert ctl.counters.reconnects == 0
     assert ctl.attempt == 0
-    # audio and the gate come and go: still nothing opens
-    assert ctl.handle(c.AudioChanged(6.0, ok=False)) == []
-    assert ctl.handle(c.AudioChanged(7.0, ok=True)) == []
+    # audio and the gate come and go: still nothing opens; the status says muted again
+    # once audio is back (the daemon reported audio_unavailable meanwhile)
+    assert ctl.handle(c.AudioChanged(6.0, ok=False, reported=True)) == []
+    assert reports(ctl.handle(c.AudioChanged(7.0, ok=True))) == [EngineState.MUTED]
     assert ctl.handle(c.WantChanged(7.5, wanted=True)) == []
     # mute off: the next session opens as usual
     unmuted = ctl.handle(c.MuteChanged(8.0, muted=False))

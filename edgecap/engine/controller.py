@@ -54,6 +54,7 @@ from edgecap.engine.rotation import RotationPlan
 from edgecap.engine.states import CloseReason, EndedBy, EngineState
 from edgecap.providers.failures import Classified, ErrorClass
 
+MUTED_DETAIL = "privacy mute on: no audio leaves the device"
 CHECK_SECONDS = 0.25
 """Inside the rotation window: how often a quiet point is looked for between turns."""
 
@@ -196,7 +197,9 @@ class SessionController:
     def _audio(self, ok: bool, reported: bool) -> list[Action]:
         self.audio_ok = ok
         if ok:
-            self._audio_loss_reported = False
+            loss_reported, self._audio_loss_reported = self._audio_loss_reported, False
+            if self.muted and loss_reported:  # the daemon said audio_unavailable over it
+                return self._report(EngineState.MUTED, MUTED_DETAIL)
             return self._advance() if self.phase is Phase.WAIT_AUDIO else []
         self._audio_loss_reported = reported
         if self.phase is Phase.WAIT_SPEECH:
@@ -360,7 +363,7 @@ class SessionController:
 
     def _muted(self) -> list[Action]:
         out: list[Action] = [Prefetch(active=False)]
-        out += self._report(EngineState.MUTED, "privacy mute on: no audio leaves the device")
+        out += self._report(EngineState.MUTED, MUTED_DETAIL)
         if self.phase is Phase.STREAMING:
             return out + self._close(CloseReason.MUTE, drain=False)
         if self.phase is Phase.CLOSING:
