@@ -32,6 +32,12 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the config; exit 0 if valid, 78 if not")
     check.add_argument("--config", help="config file (same default as run)")
+    check.add_argument(
+        "--effective",
+        action="store_true",
+        help="also show the run-time settings in force: the file's, or those changed over "
+        "MQTT (saved in state_dir/settings.json)",
+    )
 
     if command == "run":
         for name in ("simulate", "doctor", "devices"):
@@ -54,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         from edgecap.config import check_config_command
 
-        return check_config_command(args.config)
+        return check_config_command(args.config, effective=args.effective)
     if args.command == "run":
         from edgecap.app.daemon import run_command
 

@@ -48,6 +48,7 @@ def test_payload_has_the_documented_fields() -> None:
         "durable": True,
     }
     assert set(STATES) == {
+        "muted",
         "starting",
         "streaming",
         "idle",

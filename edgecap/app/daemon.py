@@ -14,6 +14,7 @@ import signal
 import time
 from datetime import date, datetime
 
+from edgecap.app.control import Control
 from edgecap.app.reload import reload_config
 from edgecap.app.status import StatusModel
 from edgecap.app.wiring import (
@@ -44,7 +45,7 @@ from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
 from edgecap.systemd.journal import setup_logging
 from edgecap.systemd.notify import Notifier
-from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval
+from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval, watchdog_loop
 from edgecap.turns.revisions import RecentSessions
 from edgecap.turns.transcript import TranscriptTurn
 
@@ -64,7 +65,8 @@ SPEAKER_SESSIONS_KEPT = 2
 
 class Daemon:
     def __init__(self, loaded: LoadedConfig) -> None:
-        self.loaded = loaded
+        self.control = Control(loaded)  # the mute and run-time settings (MQTT), saved
+        self.loaded = loaded = self.control.loaded  # the file with those settings over it
         cfg = loaded.config
         replay_ms = round(cfg.streaming.replay_buffer_seconds * 1000)
         self.buffer = AudioBuffer(replay_ms, cfg.audio.frame_ms)
@@ -102,6 +104,7 @@ class Daemon:
             ledger=self.ledger,
             store=self.ledger_store,
             on_billing=self._session_recorded,
+            on_heard=self.control.speech_without_transcript,
         )
         self.capture: CaptureProcess | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
@@ -128,6 +131,7 @@ class Daemon:
         self.speakers = RecentSessions(SPEAKER_SESSIONS_KEPT)
         self.turns_today = 0
         self.ledger_store.report_to(self.status.set_condition)  # kept in memory? (status)
+        self.control.bind(self)  # the saved mute before the engine runs; commands
 
     # -- state -------------------------------------------------------------------------
 
@@ -233,6 +237,7 @@ class Daemon:
             sessions=s.sessions,
             reconnects=s.reconnects,
             turns=s.turns,
+            speech_without_transcript=self.control.events,
             billed_seconds=self.engine.billed_seconds,
             billing=billing_summary(
                 self.ledger,
@@ -315,7 +320,12 @@ class Daemon:
         self.notifier.ready(self.status_line())
         tasks = [
             asyncio.create_task(self.engine.run(), name="edgecap-engine"),
-            asyncio.create_task(self._watchdog_loop(), name="edgecap-watchdog"),
+            asyncio.create_task(
+                watchdog_loop(
+                    self.watchdog_interval, lambda: self.liveness, self.notifier.watchdog
+                ),
+                name="edgecap-watchdog",
+            ),
             asyncio.create_task(self._reload_loop(), name="edgecap-reload"),
         ]
         await self.stop.wait()
@@ -357,28 +367,6 @@ class Daemon:
             SHUTDOWN_SECONDS + BACKSTOP_MARGIN_SECONDS,
         )
 
-    # -- systemd watchdog ----------------------------------------------------------------
-
-    async def _watchdog_loop(self) -> None:
-        """WATCHDOG=1 every half interval, only while audio is being handled."""
-        interval = self.watchdog_interval
-        if interval is None:
-            return
-        withheld: str | None = None
-        while True:
-            await asyncio.sleep(interval)  # the ping period itself
-            reason = self.liveness.reason_to_withhold(time.monotonic())
-            if reason is None:
-                if withheld:
-                    log.info("audio flows again; watchdog pings resumed")
-                withheld = None
-                self.notifier.watchdog()
-            elif reason != withheld:
-                withheld = reason
-                log.error(
-                    "withholding the watchdog ping: %s", reason, extra={"ERROR_CLASS": "stall"}
-                )
-
     # -- reload (SIGHUP) -----------------------------------------------------------------
 
     async def _reload_loop(self) -> None:
@@ -402,6 +390,7 @@ class Daemon:
             mqtt_service_settings(self.loaded), self.counters, report=self.status.set_condition
         )
         self.publisher, self.topics = self.mqtt.publisher, self.mqtt.topics
+        self.control.attach(self.mqtt)
         self.mqtt.start()
         self.publish_status()
 

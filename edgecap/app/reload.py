@@ -29,7 +29,7 @@ log = logging.getLogger("edgecap")
 async def reload_config(d: Daemon) -> None:
     """Re-read the config; apply what changed; keep the old one if the new is invalid."""
     try:
-        new = load_config(d.loaded.path)
+        new = d.control.effective(load_config(d.loaded.path))
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("reload: %s", problem, extra={"ERROR_CLASS": "config"})
@@ -94,13 +94,13 @@ async def reload_config(d: Daemon) -> None:
         )
 
 
-async def apply_streaming(d: Daemon, old: Config) -> None:
+async def apply_streaming(d: Daemon, old: Config, why: str = "reload") -> bool:
     """Keyterms, prompt and endpointing go to the live session (UpdateConfiguration, no
-    reconnect); the rest applies from the next session."""
+    reconnect); the rest applies from the next session. True when a live session got it."""
     new = d.loaded.config
     if old.streaming.provider != new.streaming.provider:
         log.warning("reload: a change of streaming.provider takes effect after a restart")
-        return
+        return False
     if new.streaming.provider == "openai":
         live, later = openai_live_changes(openai_params(old.openai), openai_params(new.openai))
     else:
@@ -108,13 +108,16 @@ async def apply_streaming(d: Daemon, old: Config) -> None:
             stream_params(old.audio, old.streaming, old.endpointing),
             stream_params(new.audio, new.streaming, new.endpointing),
         )
+    sent = False
     if live:
         sent = await d.engine.update_session(**live)
         where = "to the live session (UpdateConfiguration, no reconnect)"
         log.info(
-            "reload: %s applied %s",
+            "%s: %s applied %s",
+            why,
             ", ".join(sorted(live)),
             where if sent else "from the next session (none is open)",
         )
     if later:
-        log.info("reload: %s apply from the next session", ", ".join(sorted(later)))
+        log.info("%s: %s apply from the next session", why, ", ".join(sorted(later)))
+    return sent

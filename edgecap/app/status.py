@@ -10,6 +10,7 @@ logged in one line on every change.
 | idle | no session because none is needed (waiting for audio) |
 | listening | `session.gate = "voice"`: no session open, waiting for speech |
 | budget_exhausted | the daily budget is used up; no session until `budget_resets_at` |
+| muted | the privacy mute is on (MQTT `mute/set`): no audio leaves the device, no session |
 | reconnecting | the last session or attempt failed; the next attempt is scheduled |
 | auth_failed | the token or credential is refused; retrying slowly (see `last_error.hint`) |
 | degraded | repeated failures or a bug/config problem; retrying after a cool-down |
@@ -42,6 +43,7 @@ State = Literal[
     "idle",
     "listening",
     "budget_exhausted",
+    "muted",
     "reconnecting",
     "auth_failed",
     "degraded",

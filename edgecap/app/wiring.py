@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgecap.app.choices import control_choices
 from edgecap.app.wiring_openai import openai_credential_source, openai_session_settings
 from edgecap.audio.capture import CaptureSettings
 from edgecap.audio.level import level_limit
@@ -268,4 +269,5 @@ def mqtt_service_settings(loaded: LoadedConfig) -> ServiceSettings:
         hermes=m.hermes,
         discovery=m.discovery,
         currency=cfg.pricing.currency,
+        controls=control_choices(cfg),
     )

@@ -105,6 +105,20 @@ class BillingGuard:
     def voice(self) -> bool:
         return self.admission.voice
 
+    def set_admission(
+        self, settings: AdmissionSettings, vad: SpeechDetector | None, *, live: bool, now: float
+    ) -> None:
+        """Another gate from now on (`session.gate` changed at run time). A session open
+        or opening (`live`) under the voice gate closes after `idle_close_seconds` without
+        speech from `now`; a used-up budget stays used up."""
+        budget_out = self.admission.budget_out
+        adm = self.admission = Admission(settings)
+        self._vad = vad
+        if adm.voice and live:
+            adm.gate.open, adm.gate.last_voice_at, adm.wanted = True, now, True
+        if budget_out:
+            adm.exhaust(now)
+
     # -- per frame -----------------------------------------------------------------------
 
     def frame(self, frame: Frame, buffer: PendingAudio, turn_open: bool | None) -> Action:

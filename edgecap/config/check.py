@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -9,6 +10,8 @@ from collections.abc import Mapping
 from edgecap.config.base import printable
 from edgecap.config.load import default_config_path, load_config
 from edgecap.config.model import Config
+from edgecap.config.overlay import OVERLAY_FILE, SETTINGS, current, dotted, read_overlay
+from edgecap.config.overlay import effective as apply_overlay
 from edgecap.config.problems import ConfigError
 
 EX_OK = 0
@@ -26,10 +29,13 @@ def _stream(config: Config) -> str:
     return config.streaming.url
 
 
-def check_config_command(path: str | None, environ: Mapping[str, str] | None = None) -> int:
+def check_config_command(
+    path: str | None, environ: Mapping[str, str] | None = None, *, effective: bool = False
+) -> int:
     """Print ``config OK: ...`` and return 0, or print every problem to stderr and return 78.
 
-    Warnings go to stderr in both cases, one ``warning:`` line each; stdout stays one line.
+    Warnings go to stderr in both cases, one ``warning:`` line each; stdout stays one line,
+    unless ``effective``: then one more line per run-time setting (`print_effective`).
     """
     env = os.environ if environ is None else environ
     config_path = path if path else str(default_config_path(env))
@@ -50,4 +56,20 @@ def check_config_command(path: str | None, environ: Mapping[str, str] | None = N
     )
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if effective:
+        print_effective(config)
     return EX_OK
+
+
+def print_effective(config: Config) -> None:
+    """The run-time settings in force: ``section.key = value  (file)`` or ``(MQTT)`` when
+    changed over MQTT (the overlay in state_dir), as the daemon would start with them."""
+    overlay, problems = read_overlay(config.state_dir)
+    merged, kept, dropped = apply_overlay(config, overlay)
+    for problem in problems + dropped:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"run-time settings (changed over MQTT: {config.state_dir / OVERLAY_FILE}):")
+    for name in SETTINGS:
+        source = "MQTT" if name in kept else "file"
+        value = json.dumps(current(merged, name), ensure_ascii=False)
+        print(f"  {dotted(name)} = {value}  ({source})")

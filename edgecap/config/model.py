@@ -33,6 +33,7 @@ from edgecap.config.base import (
     _usable_path,
     config_problem,
 )
+from edgecap.config.control import ControlConfig
 from edgecap.config.crosscheck import check_endpointing, check_proxy, resolve_api_token_url
 from edgecap.config.models_table import SpeechModel
 from edgecap.config.openai import OpenAIConfig
@@ -273,6 +274,7 @@ class Config(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
 
     @property
     def mqtt_client_id(self) -> str:

@@ -44,6 +44,8 @@ class AudioBuffer:
         self.dropped_ms = 0
         self.trimmed_frames = 0
         """History frames dropped to make room while a session was live (not lost)."""
+        self.held = False
+        """The privacy mute: nothing more is handed out to be sent (`peek_message` is empty)."""
 
     @property
     def newest_seq(self) -> int | None:
@@ -97,8 +99,11 @@ class AudioBuffer:
 
     def peek_message(self, max_ms: int = MAX_MESSAGE_MS) -> list[Frame]:
         """The unsent frames of the next message (oldest first, total <= `max_ms`), without
-        removing them. Empty when nothing is waiting or the first frame is longer."""
+        removing them. Empty when nothing is waiting or the first frame is longer, or while
+        `held`."""
         out: list[Frame] = []
+        if self.held:
+            return out
         total = 0
         for i in range(self._sent, len(self._frames)):
             frame = self._frames[i]
@@ -110,7 +115,17 @@ class AudioBuffer:
 
     def next_frame_ms(self) -> int | None:
         """Duration of the oldest unsent frame, or None when nothing is waiting."""
-        return self._frames[self._sent].duration_ms if self._sent < len(self._frames) else None
+        if self.held or self._sent >= len(self._frames):
+            return None
+        return self._frames[self._sent].duration_ms
+
+    def clear(self) -> int:
+        """Forget every frame, sent or not (the privacy mute: nothing captured before it is
+        ever sent). Only between sessions. Returns the ms dropped."""
+        dropped = self.buffered_ms
+        self._frames.clear()
+        self._sent = self._history_ms = self._backlog_ms = self._history_start_ms = 0
+        return dropped
 
     def mark_sent(self, count: int) -> None:
         """The next `count` unsent frames were handed to the socket: they become history."""

@@ -11,7 +11,9 @@ socket: times come in the events. `engine.runner.Engine` carries out the actions
 
 Phases: WAIT_AUDIO -> WAIT_SPEECH -> TOKEN -> CONNECTING -> STREAMING -> CLOSING, then
 BACKOFF after a failure (or straight back to WAIT_AUDIO after a deliberate end or an
-expiry), STOPPED after `Stop`.
+expiry), STOPPED after `Stop`. MUTED while the privacy mute is on (`MuteChanged`): an open
+session is closed at once without sending what is buffered, one opening is abandoned, no
+token is fetched; a mute is not a failure (no retry is counted).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from edgecap.engine.events import (
     Event,
     FetchToken,
     Finished,
+    MuteChanged,
     OpenFailed,
     Prefetch,
     Report,
@@ -51,6 +54,7 @@ from edgecap.engine.rotation import RotationPlan
 from edgecap.engine.states import CloseReason, EndedBy, EngineState
 from edgecap.providers.failures import Classified, ErrorClass
 
+MUTED_DETAIL = "privacy mute on: no audio leaves the device"
 CHECK_SECONDS = 0.25
 """Inside the rotation window: how often a quiet point is looked for between turns."""
 
@@ -64,6 +68,7 @@ class Phase(StrEnum):
     STREAMING = "streaming"
     CLOSING = "closing"
     BACKOFF = "backoff"
+    MUTED = "muted"
     STOPPED = "stopped"
 
 
@@ -109,6 +114,7 @@ class SessionController:
     audio_ok: bool = False
     budget_out: bool = False
     stopping: bool = False
+    muted: bool = False
     close_reason: CloseReason | None = None
     """Why the current session is being closed (set with `Close`)."""
     session: _Session | None = None
@@ -117,6 +123,7 @@ class SessionController:
     _audio_loss_reported: bool = True  # until audio first flows, the daemon's state stands
     _reported: EngineState | None = None
     _pending_close: CloseReason | None = None
+    _budget_report: Report | None = None  # said again when the mute is lifted
 
     # -- the one entry point -----------------------------------------------------------
 
@@ -154,6 +161,8 @@ class SessionController:
                 return self._budget(event)
             case Stop():
                 return self._stop()
+            case MuteChanged(muted=muted):
+                return self._mute(muted)
         return []  # pragma: no cover - every event type is matched above
 
     # -- between sessions --------------------------------------------------------------
@@ -167,6 +176,9 @@ class SessionController:
         if self.stopping:
             self.phase = Phase.STOPPED
             return [Finished()]
+        if self.muted:
+            self.phase = Phase.MUTED
+            return [Prefetch(active=False)]
         if not self.audio_ok:
             self.phase = Phase.WAIT_AUDIO
             out: list[Action] = [Prefetch(active=False)]
@@ -185,7 +197,9 @@ class SessionController:
     def _audio(self, ok: bool, reported: bool) -> list[Action]:
         self.audio_ok = ok
         if ok:
-            self._audio_loss_reported = False
+            loss_reported, self._audio_loss_reported = self._audio_loss_reported, False
+            if self.muted and loss_reported:  # the daemon said audio_unavailable over it
+                return self._report(EngineState.MUTED, MUTED_DETAIL)
             return self._advance() if self.phase is Phase.WAIT_AUDIO else []
         self._audio_loss_reported = reported
         if self.phase is Phase.WAIT_SPEECH:
@@ -269,6 +283,10 @@ class SessionController:
         if self.phase not in (Phase.STREAMING, Phase.CLOSING):
             return []
         c = event.classified
+        if self.muted:  # closed for the mute (or failing meanwhile): not a failure
+            self.policy.session_ended(event.now, failed=False)
+            self.session = None
+            return self._advance()
         over = c is not None and c.error_class is ErrorClass.SESSION_OVER
         failed = event.ended_by is EndedBy.SERVER and not over
         self.policy.session_ended(event.now, failed=failed)
@@ -304,10 +322,15 @@ class SessionController:
     def _budget(self, event: BudgetChanged) -> list[Action]:
         self.budget_out = event.exhausted
         if event.exhausted:
-            if self.stopping:
+            report = Report(EngineState.BUDGET_EXHAUSTED, event.detail, resets_at=event.resets_at)
+            self._budget_report = report
+            if self.stopping or self.muted:
                 return []
             self._reported = EngineState.BUDGET_EXHAUSTED
-            return [Report(EngineState.BUDGET_EXHAUSTED, event.detail, resets_at=event.resets_at)]
+            return [report]
+        self._budget_report = None
+        if self.muted:
+            return []
         state = EngineState.LISTENING if self.settings.voice else EngineState.IDLE
         return self._report(state, event.detail)
 
@@ -321,6 +344,36 @@ class SessionController:
         self.phase = Phase.STOPPED
         return [*abandon, Finished()]
 
+    # -- privacy mute ------------------------------------------------------------------
+
+    def _mute(self, muted: bool) -> list[Action]:
+        if muted == self.muted:
+            return []
+        self.muted = muted
+        if muted:
+            return self._muted()
+        if self.budget_out and self._budget_report is not None:
+            self._reported = EngineState.BUDGET_EXHAUSTED
+            out: list[Action] = [self._budget_report]
+        else:
+            out = self._report(EngineState.IDLE, "privacy mute off")
+        if self.phase is Phase.MUTED:
+            out += self._advance()
+        return out  # (a muted session still closing: `SessionEnded` advances)
+
+    def _muted(self) -> list[Action]:
+        out: list[Action] = [Prefetch(active=False)]
+        out += self._report(EngineState.MUTED, MUTED_DETAIL)
+        if self.phase is Phase.STREAMING:
+            return out + self._close(CloseReason.MUTE, drain=False)
+        if self.phase is Phase.CLOSING:
+            return out  # ending already; the engine sends nothing more of what it holds
+        if self._opening:
+            out.append(Abandon())
+        if self.phase is not Phase.NEW:
+            self.phase = Phase.MUTED
+        return out
+
     def _report(
         self,
         state: EngineState,
@@ -333,7 +386,9 @@ class SessionController:
         """A state for the status, unless a stop or a used-up budget is what it says."""
         if self.stopping:
             return []
-        if self.budget_out and state is not EngineState.BUDGET_EXHAUSTED:
+        if self.muted and state is not EngineState.MUTED:
+            return []
+        if self.budget_out and state not in (EngineState.BUDGET_EXHAUSTED, EngineState.MUTED):
             return []
         self._reported = state
         return [Report(state, detail, error_class, session_id, retry_in)]
@@ -355,6 +410,7 @@ __all__ = [
     "Event",
     "FetchToken",
     "Finished",
+    "MuteChanged",
     "OpenFailed",
     "Phase",
     "Prefetch",

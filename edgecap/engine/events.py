@@ -110,6 +110,15 @@ class Stop:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class MuteChanged:
+    """The privacy mute was switched on (`muted`) or off: while on, no session opens and
+    an open one ends at once (nothing buffered is sent)."""
+
+    now: float
+    muted: bool
+
+
 Event = (
     Start
     | AudioChanged
@@ -124,6 +133,7 @@ Event = (
     | WaitOver
     | BudgetChanged
     | Stop
+    | MuteChanged
 )
 
 # -- actions --------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The daemon talks to the engine through a narrow interface: `on_frame` for every captured
 frame, `audio_available` when capture starts or stops delivering, `update_session` for a
-live change (UpdateConfiguration), `stop`/`abort` and the read-only `counters`,
+live change (UpdateConfiguration), `set_muted` for the privacy mute, `stop`/`abort` and
+the read-only `counters`,
 `open_session_seconds` and `only_listening`. Everything the engine learns becomes an
 event for the controller (`_dispatch`); each action it returns is done here: a token
 fetched (`TokenPrefetcher`), a session opened, run and closed (`StreamingSession`), a
@@ -35,6 +36,7 @@ from edgecap.engine import controller as c
 from edgecap.engine.buffer import AudioBuffer
 from edgecap.engine.controller import ControllerSettings, Counters, SessionController
 from edgecap.engine.gaps import GapTracker
+from edgecap.engine.heard import HeardWithoutTurns, SpeechWithoutTranscript
 from edgecap.engine.policy import RetryPolicy, RetrySettings
 from edgecap.engine.report import (
     EngineReporter,
@@ -75,6 +77,7 @@ class Engine:
         on_partial: Callable[[str, Turn], None] | None = None,
         on_revision: Callable[[str, SpeakerRevision], None] | None = None,
         on_billing: Callable[[], None] | None = None,
+        on_heard: Callable[[SpeechWithoutTranscript], None] | None = None,
         reporter: EngineReporter | None = None,
         retry: RetrySettings | None = None,
         prefetch: bool = True,
@@ -93,6 +96,9 @@ class Engine:
         self._on_partial = on_partial
         self._on_revision = on_revision
         self._on_billing = on_billing
+        self._on_heard = on_heard
+        self.heard = HeardWithoutTurns()
+        self.muted = False
         self._reporter: EngineReporter = reporter or LogReporter()
         self._clock = clock
         self._sleeper = sleep
@@ -132,7 +138,10 @@ class Engine:
     # -- the narrow interface --------------------------------------------------------
 
     def on_frame(self, frame: Frame) -> None:
-        """A captured frame (on the loop). Never blocks; a full buffer drops the oldest."""
+        """A captured frame (on the loop). Never blocks; a full buffer drops the oldest.
+        Muted: dropped at once (not buffered, not even looked at by the gate)."""
+        if self.muted:
+            return
         lost = self._buffer.append(frame)
         if lost:
             if self.gaps.dropped(lost):
@@ -156,6 +165,8 @@ class Engine:
             idle = verdict is GateAction.CLOSE_IDLE
             reason = CloseReason.IDLE if idle else CloseReason.BUDGET
             self._dispatch(c.CloseRequested(self._clock(), reason))
+        elif verdict is GateAction.OPEN:
+            self.heard.opened(gate.speech_seconds - gate.s.onset_ms / 1000)
         if self.billing.admission.wanted != wanted:
             self._dispatch(c.WantChanged(self._clock(), self.billing.admission.wanted))
         if session is None or not session.audio_arrived():
@@ -178,6 +189,40 @@ class Engine:
             self._pending_update.update(fields)
             return True
         return False
+
+    def set_muted(self, muted: bool) -> None:
+        """The privacy mute: while on, no frame is buffered, nothing buffered is sent (the
+        buffer is held, then cleared), an open session ends at once (Terminate without
+        sending what waits), no token is fetched and no session opens."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        self._buffer.held = muted
+        adm = self.billing.admission
+        if muted:
+            self.heard.disarm()
+            if self.current is None:
+                self._buffer.clear()
+        else:
+            self._buffer.clear()
+            adm.gate.session_ended()  # the next onset opens the next session
+            if adm.voice and adm.wanted:
+                adm.wanted = False
+                self._dispatch(c.WantChanged(self._clock(), False))
+        self._dispatch(c.MuteChanged(self._clock(), muted))
+
+    def set_admission(self, admission: AdmissionSettings, vad: SpeechDetector | None) -> None:
+        """Another gate (`voice`/`always`) from now on: `always` opens a session at once;
+        `voice` lets an open session close once no speech is heard for a while."""
+        live = self.current is not None or self.controller.phase in (
+            c.Phase.TOKEN,
+            c.Phase.CONNECTING,
+        )
+        self.billing.set_admission(admission, vad, live=live, now=self._clock())
+        self.controller.settings = dataclasses.replace(
+            self.controller.settings, voice=self.billing.voice
+        )
+        self._dispatch(c.WantChanged(self._clock(), self.billing.admission.wanted))
 
     def open_session_seconds(self) -> float:
         """How long the current session has been open (billed, not yet recorded)."""
@@ -369,6 +414,11 @@ class Engine:
             self.current = None
         self.billed_seconds += self.billing.session_ended(result)
         log_result(result)
+        if self.muted:
+            self._buffer.clear()  # what it held is never sent, nor replayed later
+        heard = self.heard.session_ended(begin.id, self.billing.admission.gate.speech_seconds)
+        if heard is not None and self._on_heard is not None:
+            self._on_heard(heard)
         if self._on_billing is not None:
             self._on_billing()
         self._dispatch(c.SessionEnded(self._clock(), result.ended_by, result.classified))
@@ -382,6 +432,7 @@ class Engine:
         self._dispatch(c.CheckDue(self._clock(), *self._rotation_view()))
 
     def _activity(self, final: bool) -> None:
+        self.heard.turn()
         self._dispatch(c.TurnActivity(self._clock(), final, *self._rotation_view()))
 
     def _rotation_view(self) -> tuple[bool, bool]:

@@ -15,6 +15,7 @@ class EngineState(StrEnum):
     AUTH_FAILED = "auth_failed"
     DEGRADED = "degraded"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    MUTED = "muted"  # the privacy mute is on: no audio leaves the device
 
 
 class CloseReason(StrEnum):
@@ -27,6 +28,7 @@ class CloseReason(StrEnum):
     QUIET = "quiet"  # rotation before the cap, right after a final turn
     SILENCE = "silence"  # rotation before the cap, nobody speaking
     DEADLINE = "deadline"  # rotation at the deadline, whatever is happening
+    MUTE = "mute"  # the privacy mute: ended at once, nothing buffered is sent
 
     @property
     def rotation(self) -> bool:

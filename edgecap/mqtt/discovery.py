@@ -15,7 +15,9 @@ the device and its entities, following Home Assistant's documented device discov
 - `billed`: billed streaming seconds since start, from the `stats` topic;
 - `cost_today`, `cost_month`: the estimated cost of today and of this month (`monetary`
   sensors in the `[pricing]` currency), from the `stats` topic's `billing` section;
-- `spool`: transcripts waiting for the broker, from the `stats` topic.
+- `spool`: transcripts waiting for the broker, from the `stats` topic;
+- with `controls`: the privacy mute switch and the run-time settings
+  (`discovery_control.py`).
 
 Availability is the daemon's `availability` topic (`online`, last will `offline`).
 Publishing an empty retained message on the same topic removes the device.
@@ -27,6 +29,7 @@ import json
 from typing import Any
 
 from edgecap import __version__
+from edgecap.mqtt.discovery_control import ControlChoices, control_components
 from edgecap.mqtt.topics import OFFLINE, ONLINE, Topics
 
 STATE_MAX_CHARS = 255  # Home Assistant rejects longer entity states
@@ -102,7 +105,9 @@ def _cost_sensor(uid: str, name: str, period: str, topics: Topics, currency: str
     }
 
 
-def discovery_payload(topics: Topics, currency: str = "USD") -> dict[str, Any]:
+def discovery_payload(
+    topics: Topics, controls: ControlChoices | None = None, currency: str = "USD"
+) -> dict[str, Any]:
     oid = object_id(topics.device_id)
 
     def uid(name: str) -> str:
@@ -161,6 +166,8 @@ def discovery_payload(topics: Topics, currency: str = "USD") -> dict[str, Any]:
             "value_template": "{{ value_json.spool_depth }}",
         },
     }
+    if controls is not None:
+        components.update(control_components(topics, oid, controls))
     return {
         "device": {
             "identifiers": [oid],
@@ -182,9 +189,10 @@ def discovery_payload(topics: Topics, currency: str = "USD") -> dict[str, Any]:
     }
 
 
-def discovery_message(topics: Topics, currency: str = "USD") -> tuple[str, bytes]:
+def discovery_message(
+    topics: Topics, controls: ControlChoices | None = None, currency: str = "USD"
+) -> tuple[str, bytes]:
     """The topic and the JSON payload to publish (retained)."""
-    payload = json.dumps(
-        discovery_payload(topics, currency), allow_nan=False, separators=(",", ":")
-    ).encode()
+    body = discovery_payload(topics, controls, currency)
+    payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
     return topics.discovery, payload

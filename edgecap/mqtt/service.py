@@ -6,7 +6,8 @@
 - `availability`, and the retained `stats` (periodic) and Home Assistant discovery,
   published again after every reconnect (`publisher.py`);
 - opt-in: `partial` text (QoS 0), Hermes `textCaptured` (QoS 0), discovery re-sent when
-  Home Assistant announces itself on `<discovery_prefix>/status`.
+  Home Assistant announces itself on `<discovery_prefix>/status`;
+- commands (`on_command`): each message on a command topic goes to its handler, on the loop.
 
 All of it runs on the event loop; paho's thread only hands events over.
 """
@@ -76,6 +77,7 @@ class MqttService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
         self._silence_reported = False
+        self._commands: dict[str, Callable[[bytes], None]] = {}
 
     @property
     def outbox(self) -> TurnOutbox:
@@ -169,6 +171,12 @@ class MqttService:
             payload = partial_payload(self.device_id, session_id, turn)
             self.publisher.publish(self.topics.partial, payload, qos=0)
 
+    def on_command(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to `topic` (again after every reconnect); each payload goes to
+        `handler` on the event loop."""
+        self._commands[topic] = handler
+        self.publisher.subscribe(topic)
+
     def publish_stats(self) -> None:
         payload = stats_payload(
             self.device_id,
@@ -231,7 +239,9 @@ class MqttService:
         return self.publisher.publish(topic, payload, qos=1)
 
     def _publish_discovery(self) -> None:
-        topic, payload = discovery_message(self.topics, self.options.currency)
+        topic, payload = discovery_message(
+            self.topics, self.options.controls, self.options.currency
+        )
         self.publisher.publish(topic, payload, qos=1, retain=True)
 
     def _spool_condition(self, part: str, line: str | None) -> None:
@@ -242,6 +252,13 @@ class MqttService:
             self._loop.call_soon(self.publish_stats)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        handler = self._commands.get(topic)
+        if handler is not None and not self._stopped:
+            try:
+                handler(payload)
+            except Exception:  # a command must never take the daemon down
+                log.exception("MQTT command on %s failed (an edgecap bug)", topic)
+            return
         if topic == self.topics.ha_status and payload.strip() == ONLINE and self._loop:
             delay = random.uniform(0, DISCOVERY_JITTER_SECONDS)  # noqa: S311 - not crypto
             log.info("Home Assistant is online; sending discovery in %.1f s", delay)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from edgecap.mqtt.discovery_control import ControlChoices
 from edgecap.mqtt.spool import SpoolBounds
 from edgecap.mqtt.topics import Topics
 
@@ -51,6 +52,8 @@ class ServiceSettings:
     discovery: bool = False
     currency: str = "USD"
     """Of the cost estimate in the stats (Home Assistant's cost sensors)."""
+    controls: ControlChoices | None = None
+    """The control entities discovery announces (None: none)."""
 
     @property
     def topics(self) -> Topics:

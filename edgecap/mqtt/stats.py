@@ -28,6 +28,8 @@ class DaemonCounters:
     sessions: int = 0
     reconnects: int = 0
     turns: int = 0
+    speech_without_transcript: int = 0
+    """Sessions opened for speech that ended with no turn (`event` topic)."""
     billed_seconds: float = 0.0
     billing: Mapping[str, Any] | None = None  # ledger.billing_summary(...), when kept
     ledger_storage: Mapping[str, Any] | None = None  # LedgerStore.health.payload()
@@ -64,6 +66,7 @@ def stats_payload(
         "sessions": daemon.sessions,
         "reconnects": daemon.reconnects,
         "turns": daemon.turns,
+        "speech_without_transcript": daemon.speech_without_transcript,
         "billed_seconds": round(daemon.billed_seconds, 1),
         "spool_depth": delivery.spool_depth,
         "spool_evictions": delivery.spool_evictions,

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -110,3 +111,19 @@ def fs_facts(directory: Path, path: Path) -> FsFacts | None:
     except OSError:
         return None
     return FsFacts(read_only=read_only, free_bytes=st.f_bavail * st.f_frsize, writable=writable)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the small file `path` (private, 0600) atomically: after a crash it holds the
+    old or the new text, never a mix. OSError when it cannot be written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

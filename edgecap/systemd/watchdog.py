@@ -12,8 +12,13 @@ is sent from the loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+log = logging.getLogger("edgecap")
 
 
 def watchdog_interval(environ: Mapping[str, str] | None, pid: int) -> float | None:
@@ -53,3 +58,24 @@ class CaptureLiveness:
         if now - last <= self.stall_seconds:
             return None
         return f"no audio frame for {now - last:.1f} s: capture is stalled"
+
+
+async def watchdog_loop(
+    interval: float | None, liveness: Callable[[], CaptureLiveness], ping: Callable[[], None]
+) -> None:
+    """WATCHDOG=1 (`ping`) every `interval` (half systemd's), only while audio is being
+    handled (`liveness()`: the daemon's current one, replaced when capture restarts)."""
+    if interval is None:
+        return
+    withheld: str | None = None
+    while True:
+        await asyncio.sleep(interval)  # the ping period itself
+        reason = liveness().reason_to_withhold(time.monotonic())
+        if reason is None:
+            if withheld:
+                log.info("audio flows again; watchdog pings resumed")
+            withheld = None
+            ping()
+        elif reason != withheld:
+            withheld = reason
+            log.error("withholding the watchdog ping: %s", reason, extra={"ERROR_CLASS": "stall"})
