@@ -30,14 +30,17 @@ def test_only_the_oldest_is_due_and_failures_back_off_in_order() -> None:
     q.add(item(2), 1000)
     q.add(item(1), 1000)
     head = q.head()
-    assert head is not None and head.key == "000001"
+    assert head is not None
+    assert head.key == "000001"
     assert [q.failed("000001", 1000) for _ in range(5)] == [1, 2, 4, 5, 5]
     assert q.wait(1000) == pytest.approx(5)
     assert q.failed("000001", 1000, retry_after=30) == 30  # the server's word wins
     assert q.wait(1010) == pytest.approx(20)
     q.done("000001")
     second = q.head()
-    assert second is not None and second.key == "000002" and q.wait(1010) == 0
+    assert second is not None
+    assert second.key == "000002"
+    assert q.wait(1010) == 0
 
 
 def test_bounds_drop_the_oldest_and_count_it() -> None:
@@ -89,6 +92,8 @@ def test_an_unwritable_store_keeps_the_audio_in_memory_and_says_so(tmp_path: Pat
     store = PendingStore(blocker, lambda part, line: reports.append((part, line)))
     store.save(item(1), b"abc")
     assert store.audio("000001") == b"abc"
-    assert reports and reports[-1][0] == "sync_pending" and "memory" in (reports[-1][1] or "")
+    assert reports
+    assert reports[-1][0] == "sync_pending"
+    assert "memory" in (reports[-1][1] or "")
     store.remove("000001")
     assert reports[-1] == ("sync_pending", None)

@@ -32,7 +32,8 @@ def test_the_body_is_multipart_with_the_config_first_and_raw_pcm() -> None:
     p = SyncProtocol(URL, SyncParams(16000, keyterms=("edgecap",), language_code="en"))
     body = body_of(p, b"\x01\x02" * 4)
     parts = body.split(b"--BOUND")
-    assert parts[0] == b"" and parts[-1] == b"--\r\n"
+    assert parts[0] == b""
+    assert parts[-1] == b"--\r\n"
     config_part, audio_part = parts[1], parts[2]
     assert b'name="config"' in config_part
     config = json.loads(config_part.split(b"\r\n\r\n", 1)[1].rstrip(b"\r\n"))
@@ -44,7 +45,8 @@ def test_the_body_is_multipart_with_the_config_first_and_raw_pcm() -> None:
         "keyterms_prompt": ["edgecap"],
     }
     head, pcm = audio_part.split(b"\r\n\r\n", 1)
-    assert b'name="audio"' in head and b"Content-Type: audio/pcm" in head
+    assert b'name="audio"' in head
+    assert b"Content-Type: audio/pcm" in head
     assert pcm == b"\x01\x02" * 4 + b"\r\n"
 
 
@@ -71,10 +73,14 @@ def test_the_answer_becomes_a_neutral_turn_with_word_times() -> None:
         ],
     }
     t = parse_transcript(json.dumps(answer).encode())
-    assert t.session_id == "s-1" and t.audio_duration_ms == 2100 and t.request_time_ms == 140
+    assert t.session_id == "s-1"
+    assert t.audio_duration_ms == 2100
+    assert t.request_time_ms == 140
     turn = t.turn(7)
     assert turn.transcript == "Turn on the kitchen light."
-    assert turn.turn_order == 7 and turn.end_of_turn and turn.turn_is_formatted
+    assert turn.turn_order == 7
+    assert turn.end_of_turn
+    assert turn.turn_is_formatted
     assert [(w.text, w.start_ms, w.end_ms) for w in turn.words] == [
         ("Turn", 400, 600),
         ("light.", 1500, 1900),

@@ -70,7 +70,8 @@ def test_an_utterance_is_preroll_speech_and_hangover() -> None:
     assert got == list(range(got[0], got[-1] + 1))  # contiguous, nothing twice
     # the hang-over (after the onset window stops counting speech), then the closing frame
     assert 59 + 300 // FRAME_MS < got[-1] <= 59 + (300 + 300) // FRAME_MS + 1
-    assert closed.reason is EndReason.PAUSE and closed.send
+    assert closed.reason is EndReason.PAUSE
+    assert closed.send
     assert opened.started_at == pytest.approx(WALL0 + got[0] * FRAME_MS / 1000)
     assert closed.ended_at == pytest.approx(WALL0 + (got[-1] + 1) * FRAME_MS / 1000)
     assert closed.duration_ms == len(got) * FRAME_MS

@@ -32,7 +32,7 @@ from edgecap.providers.turn import Turn, Word
 
 SYNC_HOST = "sync.assemblyai.com"
 SYNC_LIVE_URL = f"https://{SYNC_HOST}/v1/transcribe/live"
-SYNC_TOKEN_SERVICE_PATH = "/sync"
+SYNC_TOKEN_SERVICE_PATH = "/sync"  # noqa: S105 - a URL path
 """Appended to the token-service base (`.../v1/assemblyai`): `POST .../v1/assemblyai/sync`."""
 SYNC_DEFAULT_MODEL = "universal-3-5-pro"
 MIN_AUDIO_MS = 80
