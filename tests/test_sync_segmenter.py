@@ -122,3 +122,26 @@ def test_stop_closes_the_open_utterance_and_too_short_is_not_sent() -> None:
     assert closed.reason is EndReason.STOP
     assert not closed.send  # below min_ms
     assert seg.stop() == []
+
+
+def test_leading_room_silence_of_the_preroll_is_not_sent() -> None:
+    seg = UtteranceSegmenter(settings(quiet_limit=100))
+    events: list[Event] = []
+    for n in range(60):
+        loud = 30 <= n < 50  # the level rises a frame before the detector says speech
+        pcm = (5000 if loud else 0).to_bytes(2, "little") * 4
+        t = n * FRAME_MS / 1000
+        events += seg.feed(100.0 + t, WALL0 + t, pcm, 31 <= n < 50)
+    opened = next(e for e in events if isinstance(e, Opened))
+    assert opened.started_at == pytest.approx(WALL0 + (30 - 2) * FRAME_MS / 1000)  # 100 ms kept
+
+
+def test_the_hangover_beyond_the_tail_is_held_back_and_sent_only_if_speech_resumes() -> None:
+    f = Feeder(UtteranceSegmenter(settings(tail_ms=100)))
+    f.play("." * 20 + "s" * 10 + "." * 5 + "s" * 10 + "." * 20)
+    [(_, audio, closed)] = f.utterances()
+    got = frames_of(audio)
+    assert got == list(range(got[0], got[-1] + 1))  # the inner pause was sent (resumed)
+    assert got[-1] == 44 + 100 // FRAME_MS  # last speech frame 44, then 100 ms
+    assert closed.duration_ms == len(got) * FRAME_MS
+    assert closed.ended_at == pytest.approx(WALL0 + (got[-1] + 1) * FRAME_MS / 1000)

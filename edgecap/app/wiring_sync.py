@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgecap.app.wiring import admission_settings
+from edgecap.audio.level import level_limit
 from edgecap.billing.gate import SpeechDetector
 from edgecap.billing.ledger import Ledger
 from edgecap.billing.store import LedgerStore
@@ -62,6 +63,8 @@ def sync_settings(cfg: Config) -> SyncSettings:
             gate=admission_settings(cfg).gate,
             max_ms=round(s.max_utterance_seconds * 1000),
             split_after_ms=round(s.split_after_seconds * 1000),
+            quiet_limit=level_limit(cfg.session.vad_quiet_dbfs) if s.trim_silence else 0,
+            tail_ms=s.trailing_silence_ms,
         ),
         bounds=PendingBounds(
             max_count=s.pending_max_utterances,

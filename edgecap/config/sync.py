@@ -32,6 +32,8 @@ class SyncConfig(_Section):
     prompt: str | None = Field(default=None, max_length=MAX_SYNC_PROMPT_CHARS)
     keyterms: tuple[str, ...] = Field(default=(), max_length=MAX_SYNC_KEYTERMS)
     live_upload: bool = True
+    trim_silence: bool = True
+    trailing_silence_ms: Int = Field(default=300, ge=0, le=5000)
     request_timeout_seconds: Float = Field(default=30.0, gt=0, le=MAX_NETWORK_TIMEOUT_SECONDS)
     max_utterance_seconds: Float = Field(default=120.0, ge=1, le=120)
     split_after_seconds: Float = Field(default=90.0, ge=1, le=120)
