@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from edgecap.doctor.context import DoctorOptions
+from edgecap.doctor.loading import load_doctor_config
+from edgecap.doctor.runner import run_doctor
 from edgecap.sim.sync_api import SyncApiSimulator, parse_sync_fault
 from tests.daemon_proc import DaemonProcess, write_config
 from tests.harness import AlsaFifoSource, MosquittoBroker, MqttCollector, SpeechFixture
@@ -151,3 +154,32 @@ async def test_through_the_token_service_with_figures(
         f"handed to the spool median {statistics.median(captured)} ms"
     )
     assert billed / speech < 2.5
+
+
+async def test_the_doctor_posts_a_short_clip_to_the_sync_api(
+    tmp_path: Path, mqtt_broker: MosquittoBroker, alsa_source: AlsaFifoSource
+) -> None:
+    """The sync check replaces the token and streaming checks: one POST of 0.5 s through the
+    token service, the way the daemon sends; a wrong credential fails with the hint."""
+    async with SyncApiSimulator(credential=TEAM) as sim:
+        path = config(tmp_path, sim, alsa_source, mqtt_broker.port, via_service=True)
+        alsa_source.play_silence(1.0)
+        options = DoctorOptions(timeout=3.0, record_seconds=0.3, environ={})
+        env = {**alsa_source.env, "EDGECAP_TOKEN_SERVICE_CREDENTIAL": TEAM}
+        cfg = load_doctor_config(path, env, installed_credentials=tmp_path / "none")
+        report = await run_doctor(cfg, options)
+        env["EDGECAP_TOKEN_SERVICE_CREDENTIAL"] = "nxkp-wrong"
+        cfg = load_doctor_config(path, env, installed_credentials=tmp_path / "none")
+        refused = await run_doctor(cfg, options)
+        requests = list(sim.requests)
+    sync = report.get("sync")
+    assert sync is not None
+    assert sync.result == "pass", sync.detail
+    assert report.get("token") is None
+    assert report.get("streaming") is None
+    assert [(r.way_in, r.audio_ms) for r in requests] == [("service", 500.0), ("refused", 0.0)]
+    bad = refused.get("sync")
+    assert bad is not None
+    assert bad.result == "fail"
+    assert "HTTP 401" in bad.detail
+    assert "credential" in bad.fix

@@ -52,7 +52,7 @@ class SyncTransport:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
-            raise SyncNetworkError(_describe(exc)) from None
+            raise SyncNetworkError(_describe(exc)) from exc
         return p.read(response.status_code, body, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:
