@@ -203,3 +203,16 @@ async def test_pending_audio_of_a_previous_run_is_sent_first(tmp_path: Path) -> 
         await asyncio.wait_for(runner, 5)
     assert [t.text for t in turns] == ["from before"]
     assert turns[0].id.startswith(p.session_id)  # the id it was given when captured
+
+
+async def test_stop_mid_utterance_sends_what_was_spoken(tmp_path: Path) -> None:
+    async with SyncApiSimulator(["cut short"], api_key=KEY) as sim:
+        p, turns = pipeline(sim, tmp_path, Status())
+        runner = asyncio.create_task(p.run())
+        await play(p, bytes(FRAME_BYTES * 6) + burst(0.6, 0.0), [0])
+        assert not p.only_listening  # still speaking when the daemon stops
+        p.stop(2.0)
+        await asyncio.wait_for(runner, 5)
+    assert [t.text for t in turns] == ["cut short"]
+    assert sim.requests[0].chunked  # it was being uploaded live
+    assert p.queue.count == 0

@@ -130,6 +130,7 @@ class SyncPipeline:
         self._next_order = 0
         self._current: Utterance | None = None
         self._in_flight: str | None = None
+        self._uploads: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._audio_ok = True
@@ -176,9 +177,10 @@ class SyncPipeline:
         self._wake.set()
 
     def abort(self) -> None:
-        current = self._current
-        if current is not None and current.task is not None:
-            current.task.cancel()
+        """The stop budget is spent: cut the uploads still running (their utterances stay
+        in the pending spool for the next start)."""
+        for task in list(self._uploads):
+            task.cancel()
 
     # -- the frame path ---------------------------------------------------------------
 
@@ -204,6 +206,8 @@ class SyncPipeline:
             u.live.feed(event.audio)
             self._in_flight = key
             u.task = asyncio.get_running_loop().create_task(self._live(u), name="edgecap-sync")
+            self._uploads.add(u.task)
+            u.task.add_done_callback(self._uploads.discard)
         self._current = u
         self.reporter.set_state("streaming", session_id=self.session_id, detail="utterance")
 
@@ -278,9 +282,8 @@ class SyncPipeline:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0 if wait is None else min(1.0, wait))
-        tasks = [u.task for u in (self._current,) if u is not None and u.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._uploads:  # the last utterance's answer (the daemon bounds the wait)
+            await asyncio.gather(*self._uploads, return_exceptions=True)
         await self.sender.aclose()
 
     async def _send_pending(self, item: PendingItem) -> None:
