@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,12 @@ class Status:
         self.errors: list[Classified] = []
         self.conditions: dict[str, str] = {}
         self.failed = asyncio.Event()
+        self.budget_out = asyncio.Event()
 
     def set_state(self, state: str, **kw: object) -> bool:
         self.states.append(state)
+        if state == "budget_exhausted":
+            self.budget_out.set()
         return True
 
     def set_condition(self, part: str, line: str | None) -> None:
@@ -216,3 +220,25 @@ async def test_stop_mid_utterance_sends_what_was_spoken(tmp_path: Path) -> None:
     assert [t.text for t in turns] == ["cut short"]
     assert sim.requests[0].chunked  # it was being uploaded live
     assert p.queue.count == 0
+
+
+async def test_billed_audio_counts_in_the_ledger_and_the_budget_stops_sending(
+    tmp_path: Path,
+) -> None:
+    status = Status()
+    async with SyncApiSimulator(["first", "second"], api_key=KEY) as sim:
+        p, turns = pipeline(sim, tmp_path, status)
+        p.ledger.budget_seconds = 1.0
+        runner = asyncio.create_task(p.run())
+        await play(p, bytes(FRAME_BYTES * 6) + burst(0.6, 0.8), [0])
+        await turns.wait(1)
+        async with asyncio.timeout(5):
+            await status.budget_out.wait()  # the next upkeep tick sees the day's total
+        await play(p, burst(0.6, 0.8), [100])
+        p.stop(1.0)
+        await asyncio.wait_for(runner, 5)
+    today = p.ledger.today(datetime.now().astimezone())
+    assert today.billed_seconds == pytest.approx(sim.transcribed[0].audio_ms / 1000)
+    assert today.billed_seconds > 1.0
+    assert [t.text for t in turns] == ["first"]
+    assert len(sim.requests) == 1  # nothing cut or sent once the budget was used up
