@@ -209,7 +209,8 @@ class SyncPipeline:
             self._uploads.add(u.task)
             u.task.add_done_callback(self._uploads.discard)
         self._current = u
-        self.reporter.set_state("streaming", session_id=self.session_id, detail="utterance")
+        if self.queue.count == 0:  # otherwise the state says why utterances wait
+            self.reporter.set_state("streaming", session_id=self.session_id, detail="utterance")
 
     def _closed(self, event: Closed) -> None:
         u, self._current = self._current, None

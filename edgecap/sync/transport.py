@@ -52,7 +52,7 @@ class SyncTransport:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
-            raise SyncNetworkError(_describe(exc)) from exc
+            raise SyncNetworkError(_describe(exc, request_host(p.url))) from exc
         return p.read(response.status_code, body, response.headers.get("retry-after"))
 
     async def aclose(self) -> None:
@@ -79,9 +79,20 @@ async def _read_bounded(response: httpx.Response) -> bytes:
     return bytes(body)
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def request_host(url: str) -> str:
+    return httpx.URL(url).netloc.decode("ascii", "replace")
+
+
+def _describe(exc: httpx.HTTPError, host: str) -> str:
     kind = type(exc).__name__
     text = str(exc).strip()
+    detail = f"{kind}: {text[:160]}" if text else kind
     if isinstance(exc, httpx.TimeoutException):
-        return f"the Sync API did not answer in time ({kind}); the utterance is kept and retried"
-    return f"network error ({kind}{': ' + text[:160] if text else ''}); the utterance is kept"
+        what = f"{host} did not answer in time"
+    elif isinstance(exc, httpx.ConnectError):
+        what = f"no connection to {host}"
+    elif isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        what = f"the connection to {host} broke during the request"
+    else:
+        what = f"network error talking to {host}"
+    return f"{what} ({detail}); the utterance is kept"
