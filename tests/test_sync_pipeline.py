@@ -23,7 +23,7 @@ from edgecap.sync.pending import PendingBounds
 from edgecap.sync.runner import SyncPipeline, SyncSettings
 from edgecap.sync.segmenter import SegmentSettings
 from edgecap.sync.store import PENDING_DIR, PendingStore
-from edgecap.sync.transport import SyncTransport
+from edgecap.sync.transport import SyncNetworkError, SyncTransport
 from edgecap.turns.transcript import TranscriptTurn
 from tests.sim_helpers import FRAME_BYTES, burst, frames
 
@@ -242,3 +242,13 @@ async def test_billed_audio_counts_in_the_ledger_and_the_budget_stops_sending(
     assert today.billed_seconds > 1.0
     assert [t.text for t in turns] == ["first"]
     assert len(sim.requests) == 1  # nothing cut or sent once the budget was used up
+
+
+async def test_an_answer_that_never_comes_times_out_as_a_network_failure() -> None:
+    async with SyncApiSimulator(api_key=KEY) as sim:
+        sim.schedule_fault(parse_sync_fault("hang"))
+        protocol = transport(sim).protocol
+        slow = SyncTransport(protocol, lambda: KEY, timeout=0.5)
+        with pytest.raises(SyncNetworkError, match="did not answer in time"):
+            await slow.send(burst(0.5, 0.1))
+        await slow.aclose()

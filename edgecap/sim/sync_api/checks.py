@@ -135,7 +135,9 @@ def check_request(
     record.parts = names
     if "audio" not in names:
         return _error(400, "bad_request", "missing audio part"), b"", 0
-    if record.path == LIVE_PATH and ("config" not in names or names.index("config") > 1):
+    if record.path == LIVE_PATH and (
+        "config" not in names or names.index("config") > names.index("audio")
+    ):
         return _error(400, "bad_request", "config must come before audio on /live"), b"", 0
     config: dict[str, Any] = {}
     if "config" in names:
