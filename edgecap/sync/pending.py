@@ -68,7 +68,8 @@ class PendingQueue:
         return sum(i.size_bytes for i in self.items)
 
     def add(self, item: PendingItem, now: float) -> list[Dropped]:
-        """Admit an utterance that just ended; what had to go to keep the bounds."""
+        """Admit an utterance that just ended (`now`: wall clock, as its capture times);
+        what had to go to keep the bounds."""
         self.items.append(item)
         self.items.sort(key=lambda i: i.key)
         return self.expire(now) + self._fit()
@@ -96,7 +97,8 @@ class PendingQueue:
         return None if first is None else max(0.0, first.due_at - now)
 
     def failed(self, key: str, now: float, retry_after: float | None = None) -> float:
-        """The send of `key` failed (a network error, 401/429/5xx): its delay."""
+        """The send of `key` failed (a network error, 401/429/5xx): its delay. `now` is the
+        clock `wait` is asked with (the runner's monotonic clock)."""
         item = self._find(key)
         if item is None:
             return 0.0

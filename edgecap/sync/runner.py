@@ -230,7 +230,7 @@ class SyncPipeline:
                 audio_seconds=len(u.audio) / (2 * self.s.sample_rate),
             )
             self.store.save(u.item, bytes(u.audio))
-            self._report_drops(self.queue.add(u.item, self._clock()))
+            self._report_drops(self.queue.add(u.item, time.time()))
         else:
             log.info("sync: a %d ms sound was too short to send; skipped", event.duration_ms)
             if u.task is not None:
@@ -265,12 +265,16 @@ class SyncPipeline:
             return SyncFailure(c, Disposition.RETRY)
         except SyncNetworkError as exc:
             return SyncFailure(classify_network(str(exc)), Disposition.RETRY)
+        except Exception as exc:  # a bug must not stop transcription: kept and retried
+            log.error("sync: the request failed unexpectedly: %r", exc, exc_info=True)
+            c = Classified(ErrorClass.CLIENT_BUG, None, "", f"{type(exc).__name__}: {exc}")
+            return SyncFailure(c, Disposition.RETRY)
 
     async def run(self) -> None:
         """Send what waits, oldest first, until `stop()`; then wait for the utterance being
         sent (the daemon bounds this with its stop budget)."""
         for item in self.store.load():
-            self._report_drops(self.queue.add(replace(item, attempts=0, due_at=0.0), 0.0))
+            self._report_drops(self.queue.add(replace(item, attempts=0, due_at=0.0), time.time()))
         if self.queue.count:
             log.info("sync: %d utterance(s) left by the last run will be sent", self.queue.count)
         self.reporter.set_state("listening")
