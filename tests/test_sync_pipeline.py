@@ -20,10 +20,11 @@ from edgecap.providers.assemblyai.sync import SyncParams, SyncProtocol, SyncRefu
 from edgecap.providers.failures import Classified
 from edgecap.sim.sync_api import SyncApiSimulator, parse_sync_fault
 from edgecap.sync.pending import PendingBounds
-from edgecap.sync.runner import SyncPipeline, SyncSettings
+from edgecap.sync.runner import SyncPipeline
 from edgecap.sync.segmenter import SegmentSettings
 from edgecap.sync.store import PENDING_DIR, PendingStore
 from edgecap.sync.transport import SyncNetworkError, SyncTransport
+from edgecap.sync.types import SyncSettings
 from edgecap.turns.transcript import TranscriptTurn
 from tests.sim_helpers import FRAME_BYTES, burst, frames
 

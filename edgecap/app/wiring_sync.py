@@ -14,10 +14,11 @@ from edgecap.billing.store import LedgerStore
 from edgecap.config import AudioConfig, AuthConfig, Config, Secrets, SyncConfig
 from edgecap.providers.assemblyai.sync import SyncParams, SyncProtocol
 from edgecap.sync.pending import PendingBounds
-from edgecap.sync.runner import Reporter, SyncPipeline, SyncSettings
+from edgecap.sync.runner import SyncPipeline
 from edgecap.sync.segmenter import SegmentSettings
 from edgecap.sync.store import PendingStore
 from edgecap.sync.transport import SyncTransport
+from edgecap.sync.types import Reporter, SyncSettings
 from edgecap.turns.transcript import TranscriptTurn
 
 

@@ -20,13 +20,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
 
 from edgecap.audio.frame import Frame
 from edgecap.billing.gate import SpeechDetector
-from edgecap.billing.ledger import BilledBy, Ledger
+from edgecap.billing.ledger import Ledger
 from edgecap.engine.controller import Counters
 from edgecap.providers.assemblyai.sync import (
     Disposition,
@@ -36,11 +35,12 @@ from edgecap.providers.assemblyai.sync import (
     SyncTranscript,
 )
 from edgecap.providers.failures import Classified, ErrorClass, classify_network
-from edgecap.sync.pending import Dropped, PendingBounds, PendingItem, PendingQueue
-from edgecap.sync.segmenter import Appended, Closed, Event, Opened, SegmentSettings
+from edgecap.sync.pending import Dropped, PendingItem, PendingQueue
+from edgecap.sync.segmenter import Appended, Closed, Event, Opened
 from edgecap.sync.segmenter import UtteranceSegmenter as Segmenter
 from edgecap.sync.store import PendingStore
 from edgecap.sync.transport import SyncNetworkError
+from edgecap.sync.types import BillingStore, Reporter, Sender, SyncSettings
 from edgecap.sync.uploads import LiveBody, Utterance
 from edgecap.turns.timeline import AudioTimeline
 from edgecap.turns.transcript import TranscriptTurn, build_transcript_turn
@@ -50,52 +50,6 @@ log = logging.getLogger("edgecap.sync")
 PROVIDER = "assemblyai-sync"
 AUTH_RETRY_MIN_SECONDS = 30.0
 Outcome = SyncTranscript | SyncFailure
-
-
-class Reporter(Protocol):
-    counters: Counters
-
-    def set_state(
-        self,
-        state: str,
-        *,
-        session_id: str | None = None,
-        detail: str = "",
-        error_class: str | None = None,
-        retry_in: float | None = None,
-        resets_at: float | None = None,
-    ) -> bool: ...
-
-    def set_condition(self, part: str, line: str | None) -> None: ...
-
-    def record_error(self, classified: Classified) -> None: ...
-
-
-class Sender(Protocol):
-    async def send(self, audio: bytes | AsyncIterator[bytes]) -> SyncTranscript: ...
-
-    async def aclose(self) -> None: ...
-
-
-class BillingStore(Protocol):
-    def session_closed(
-        self,
-        session_id: str,
-        now: float,
-        billed_seconds: float,
-        speech_seconds: float,
-        source: BilledBy,
-    ) -> object: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SyncSettings:
-    device_id: str
-    model: str
-    sample_rate: int
-    segments: SegmentSettings
-    bounds: PendingBounds
-    live_upload: bool = True
 
 
 class SyncPipeline:
