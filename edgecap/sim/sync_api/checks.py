@@ -72,6 +72,12 @@ class SyncRequestRecord:
     body_done_at: float | None = None
     """Monotonic time the last byte of the body arrived."""
     parts: list[str] = field(default_factory=list)
+    index: int = 0
+    """Its place among the simulator's requests (0, 1, ...)."""
+    received_at: float = 0.0
+    """Monotonic time the request's head arrived."""
+    answered_at: float | None = None
+    """Monotonic time the answer was written (None: none was: drop, refuse, hang)."""
 
 
 @dataclass(frozen=True, slots=True)

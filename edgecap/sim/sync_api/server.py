@@ -160,6 +160,8 @@ class SyncApiSimulator:
             model=headers.get("x-aai-model"),
             chunked="chunked" in headers.get("transfer-encoding", "").lower(),
             fault=None if fault is None else f"{fault.kind}{fault.status or ''}",
+            index=len(self.requests),
+            received_at=time.monotonic(),
         )
         self.requests.append(record)
         body = bytearray()
@@ -184,6 +186,7 @@ class SyncApiSimulator:
             await asyncio.sleep(self.latency)  # the service's processing time
         record.status = answer.status
         self._respond(conn, writer, answer, fault)
+        record.answered_at = time.monotonic()
         await writer.drain()
         self.answered.set()
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
