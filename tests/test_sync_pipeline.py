@@ -19,6 +19,7 @@ from edgecap.engine.controller import Counters
 from edgecap.providers.assemblyai.sync import SyncParams, SyncProtocol, SyncRefused
 from edgecap.providers.failures import Classified
 from edgecap.sim.sync_api import SyncApiSimulator, parse_sync_fault
+from edgecap.sim.sync_api.checks import LIVE_PATH, WHOLE_PATH
 from edgecap.sync.pending import PendingBounds
 from edgecap.sync.runner import SyncPipeline
 from edgecap.sync.segmenter import SegmentSettings
@@ -164,6 +165,7 @@ async def test_a_cut_upload_is_kept_and_sent_again_in_order(tmp_path: Path) -> N
     assert [t.text for t in turns] == ["one", "two", "three"]  # in order, none twice
     assert len({t.id for t in turns}) == 3
     assert [r.fault for r in sim.requests[:2]] == ["drop", "status503"]
+    assert [r.path for r in sim.requests[:3]] == [LIVE_PATH, WHOLE_PATH, WHOLE_PATH]
     assert {e.code for e in status.errors} == {None, 503}
     assert p.queue.count == 0
     assert not list((tmp_path / PENDING_DIR).iterdir())  # nothing left on disk

@@ -126,3 +126,11 @@ def test_retry_after_is_read_and_detail_bodies_are_shown() -> None:
     assert failure.classified.reason == "Too Many Requests"
     assert classify_status(429, b"", "Wed, 21 Oct 2026 07:28:00 GMT").retry_after is None
     assert p.read(200, b'{"text": "hi"}', None).text == "hi"
+
+
+def test_a_whole_clip_goes_to_transcribe_beside_the_live_path() -> None:
+    assert SyncProtocol(URL, SyncParams(16000)).whole_url == (
+        "https://sync.assemblyai.com/v1/transcribe"
+    )
+    service = "https://kp.example.com/v1/assemblyai/sync"
+    assert SyncProtocol(service, SyncParams(16000)).whole_url == service

@@ -41,10 +41,13 @@ class SyncTransport:
         boundary = secrets.token_hex(16)
         head, tail = p.body_head(boundary), p.body_tail(boundary)
         content: bytes | AsyncIterator[bytes]
-        content = head + audio + tail if isinstance(audio, bytes) else _framed(head, audio, tail)
+        if isinstance(audio, bytes):  # captured in full: a retry from the pending spool
+            content, url = head + audio + tail, p.whole_url
+        else:  # still being captured: uploaded as it comes (chunked)
+            content, url = _framed(head, audio, tail), p.url
         try:
             request = self._client.build_request(
-                "POST", p.url, headers=p.headers(self._credential(), boundary), content=content
+                "POST", url, headers=p.headers(self._credential(), boundary), content=content
             )
             response = await self._client.send(request, stream=True)
             try:

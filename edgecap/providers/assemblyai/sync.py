@@ -117,6 +117,14 @@ class SyncProtocol:
     model: str = SYNC_DEFAULT_MODEL
     way_in: SyncWayIn = "api_key"
 
+    @property
+    def whole_url(self) -> str:
+        """Where an utterance already captured in full goes (a retry from the pending spool):
+        the Sync API's `/v1/transcribe` beside `/v1/transcribe/live`; through a token
+        service its one `.../sync` path."""
+        live = "/transcribe/live"
+        return self.url[: -len("/live")] if self.url.rstrip("/").endswith(live) else self.url
+
     def headers(self, credential: str, boundary: str) -> dict[str, str]:
         auth = credential if self.way_in == "api_key" else f"Bearer {credential}"
         return {
