@@ -173,8 +173,8 @@ def test_openai_keys_with_assemblyai_are_errors_naming_each_key(tmp_path: Path) 
 def test_unknown_provider_is_named(tmp_path: Path) -> None:
     problem = only_problem(tmp_path, BASE.replace('"openai"', '"openia"'))
     assert problem == (
-        'streaming.provider: must be one of "assemblyai", "openai" (did you mean "openai"?) '
-        '(got "openia")'
+        'streaming.provider: must be one of "assemblyai", "openai", "assemblyai-sync" (did you '
+        'mean "openai"?) (got "openia")'
     )
 
 

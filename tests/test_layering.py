@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "billing": 3,
     "auth": 3,
     "engine": 4,
+    "sync": 4,
     "mqtt": 4,
     "systemd": 4,
     "app": 5,

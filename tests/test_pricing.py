@@ -43,6 +43,8 @@ def test_keyterms_surcharge_own_prices_and_unknown_models(tmp_path: Path) -> Non
     )
     cfg = load(tmp_path, own).config
     assert (cfg.price_per_hour, cfg.pricing.currency) == (pytest.approx(0.12), "EUR")
+    sync = load(tmp_path, BASE + '[streaming]\nprovider = "assemblyai-sync"\n').config
+    assert sync.price_per_hour == pytest.approx(0.30)  # per hour of audio sent
     # a model with no price: no estimate (null), never a made-up number
     whisper = (
         '[auth]\ntoken_service_url = "https://k.example/v1/openai"\n'

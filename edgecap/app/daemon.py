@@ -28,6 +28,7 @@ from edgecap.app.wiring import (
     session_settings,
     session_settings_for,
 )
+from edgecap.app.wiring_sync import sync_pipeline, sync_where
 from edgecap.audio.capture import CaptureEvent, CaptureProcess
 from edgecap.audio.frame import Frame
 from edgecap.auth.tokens import CredentialSource
@@ -43,6 +44,7 @@ from edgecap.mqtt.stats import DaemonCounters
 from edgecap.providers.assemblyai.url import redact_url
 from edgecap.providers.turn import SpeakerRevision, Turn
 from edgecap.runtime import DaemonThreadExecutor, Deadline, exit_backstop
+from edgecap.sync.runner import SyncPipeline
 from edgecap.systemd.journal import setup_logging
 from edgecap.systemd.notify import Notifier
 from edgecap.systemd.watchdog import CaptureLiveness, watchdog_interval, watchdog_loop
@@ -87,24 +89,28 @@ class Daemon:
         self.vad = (
             MicroVadDetector(s.vad_threshold, s.vad_quiet_dbfs) if s.gate == "voice" else None
         )
-        self.engine = Engine(
-            self._session_settings,
-            self.tokens,
-            buffer=self.buffer,
-            on_turn=self.on_turn,
-            on_partial=self.on_partial,
-            on_revision=self.on_revision,
-            reporter=self.status,
-            counters=self.status.counters,  # one counters object, published in the status
-            retry=retry_settings(cfg),
-            # a spare single-use AssemblyAI token; an OpenAI secret is reused as it is
-            prefetch=cfg.auth.mints_tokens and openai is None,
-            admission=admission_settings(cfg),
-            vad=self.vad,
-            ledger=self.ledger,
-            store=self.ledger_store,
-            on_billing=self._session_recorded,
-            on_heard=self.control.speech_without_transcript,
+        self.engine: Engine | SyncPipeline = (
+            self._sync()
+            if cfg.sync_provider
+            else Engine(
+                self._session_settings,
+                self.tokens,
+                buffer=self.buffer,
+                on_turn=self.on_turn,
+                on_partial=self.on_partial,
+                on_revision=self.on_revision,
+                reporter=self.status,
+                counters=self.status.counters,  # one counters object, published in the status
+                retry=retry_settings(cfg),
+                # a spare single-use AssemblyAI token; an OpenAI secret is reused as it is
+                prefetch=cfg.auth.mints_tokens and openai is None,
+                admission=admission_settings(cfg),
+                vad=self.vad,
+                ledger=self.ledger,
+                store=self.ledger_store,
+                on_billing=self._session_recorded,
+                on_heard=self.control.speech_without_transcript,
+            )
         )
         self.capture: CaptureProcess | None = None
         # Transcripts (spooled on disk), availability, stats, discovery, Hermes, partials.
@@ -132,6 +138,20 @@ class Daemon:
         self.turns_today = 0
         self.ledger_store.report_to(self.status.set_condition)  # kept in memory? (status)
         self.control.bind(self)  # the saved mute before the engine runs; commands
+
+    def _sync(self) -> SyncPipeline:
+        """The Sync API pipeline in place of the streaming engine (`assemblyai-sync`)."""
+        assert self.vad is not None  # the Sync provider requires session.gate = "voice"
+        return sync_pipeline(
+            self.loaded.config,
+            self.loaded.secrets,
+            detector=self.vad,
+            on_turn=self.on_turn,
+            reporter=self.status,
+            ledger=self.ledger,
+            ledger_store=self.ledger_store,
+            on_billing=self._session_recorded,
+        )
 
     # -- state -------------------------------------------------------------------------
 
@@ -246,6 +266,7 @@ class Daemon:
                 gate=self.loaded.config.session.gate,
             ),
             ledger_storage=self.ledger_store.health.payload(),
+            sync=self.engine.queue.summary() if isinstance(self.engine, SyncPipeline) else None,
         )
 
     # -- sessions ------------------------------------------------------------------------
@@ -301,7 +322,7 @@ class Daemon:
             cfg.device_id,
             cfg.audio.device,
             cfg.streaming.provider,
-            redact_url(self._session_settings().url),
+            sync_where(cfg) or redact_url(self._session_settings().url),
             cfg.mqtt.host,
             cfg.mqtt.port,
         )

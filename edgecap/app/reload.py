@@ -55,6 +55,7 @@ async def reload_config(d: Daemon) -> None:
             "streaming",
             "endpointing",
             "openai",
+            "sync",
             "session",
             "mqtt",
             "spool",
@@ -78,6 +79,8 @@ async def reload_config(d: Daemon) -> None:
         if any(getattr(o, k) != getattr(n, k) for k in gate_keys):
             log.warning("reload: gate and VAD changes take effect after a restart")
         log.info("reload: budget, reset time and session limits apply from now")
+    if "sync" in changed:
+        log.warning("reload: [sync] changes take effect after a restart")
     if {"streaming", "endpointing", "openai"} & set(changed):
         await apply_streaming(d, old.config)
     if "audio" in changed:
@@ -101,6 +104,8 @@ async def apply_streaming(d: Daemon, old: Config, why: str = "reload") -> bool:
     if old.streaming.provider != new.streaming.provider:
         log.warning("reload: a change of streaming.provider takes effect after a restart")
         return False
+    if new.streaming.provider == "assemblyai-sync":
+        return False  # no session to update; [sync] applies after a restart
     if new.streaming.provider == "openai":
         live, later = openai_live_changes(openai_params(old.openai), openai_params(new.openai))
     else:

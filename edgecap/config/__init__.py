@@ -34,6 +34,7 @@ from edgecap.config.problems import ConfigError
 from edgecap.config.secrets import Secrets
 from edgecap.config.session import SessionConfig
 from edgecap.config.streaming import EndpointingConfig, Provider, StreamingConfig, VoiceFocus
+from edgecap.config.sync import SyncConfig
 from edgecap.config.urls import Region, region_streaming_url, region_token_url
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "SpeechModel",
     "StreamingConfig",
     "StreamingMode",
+    "SyncConfig",
     "TurnDetection",
     "VoiceFocus",
     "check_config_command",

@@ -26,6 +26,9 @@ def _stream(config: Config) -> str:
     """Where sessions go: AssemblyAI's URL as before, or "openai <url>"."""
     if config.streaming.provider == "openai":
         return f"openai {config.openai.url}"
+    if config.streaming.provider == "assemblyai-sync":
+        a = config.auth
+        return f"sync {config.sync.effective_url(a.mode, a.token_service_url)}"
     return config.streaming.url
 
 

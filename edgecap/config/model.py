@@ -41,6 +41,7 @@ from edgecap.config.pricing import PricingConfig
 from edgecap.config.provider_rules import check_provider
 from edgecap.config.session import SessionConfig
 from edgecap.config.streaming import EndpointingConfig, StreamingConfig
+from edgecap.config.sync import SyncConfig
 from edgecap.config.urls import host_problem
 
 __all__ = [  # the section models and names that used to live here stay importable
@@ -269,12 +270,18 @@ class Config(_Section):
     streaming: StreamingConfig = Field(default_factory=StreamingConfig)
     endpointing: EndpointingConfig = Field(default_factory=EndpointingConfig)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     pricing: PricingConfig = Field(default_factory=PricingConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+
+    @property
+    def sync_provider(self) -> bool:
+        """Utterances go to AssemblyAI's Sync API (no streaming session)."""
+        return self.streaming.provider == "assemblyai-sync"
 
     @property
     def mqtt_client_id(self) -> str:
@@ -285,6 +292,8 @@ class Config(_Section):
         """(provider, model) that transcribes: the key of its price."""
         if self.streaming.provider == "openai":
             return "openai", self.openai.model
+        if self.streaming.provider == "assemblyai-sync":
+            return "assemblyai-sync", self.sync.model
         return self.streaming.provider, self.streaming.speech_model
 
     @property
@@ -312,6 +321,7 @@ class Config(_Section):
             endpointing=self.endpointing,
             session=self.session,
             openai=self.openai,
+            sync=self.sync,
         )
         if self.streaming.provider == "assemblyai":
             check_proxy(self.auth, self.streaming)

@@ -27,6 +27,8 @@ from edgecap.config.openai import (
 )
 from edgecap.config.session import SessionConfig
 from edgecap.config.streaming import EndpointingConfig, StreamingConfig
+from edgecap.config.sync import SyncConfig
+from edgecap.config.sync_rules import SYNC_PROVIDER, sync_problems, sync_warnings
 from edgecap.config.urls import is_loopback_host, url_host
 
 ASSEMBLYAI_STREAMING_KEYS: Mapping[str, str | None] = MappingProxyType(
@@ -172,10 +174,20 @@ def check_provider(
     endpointing: EndpointingConfig,
     session: SessionConfig,
     openai: OpenAIConfig,
+    sync: SyncConfig | None = None,
 ) -> None:
     """Raise every problem of the provider choice at once (each naming its key)."""
-    found: list[tuple[str, str]] = []
-    if streaming.provider == "assemblyai":
+    found = sync_problems(
+        provider=streaming.provider,
+        audio_rate=audio_rate,
+        auth=auth,
+        session=session,
+        openai=openai,
+        sync=sync or SyncConfig(),
+    )
+    if streaming.provider == SYNC_PROVIDER:
+        pass  # its rules are sync_problems'
+    elif streaming.provider == "assemblyai":
         for key, value in _set_keys(openai, dict.fromkeys(OpenAIConfig.model_fields)):
             found.append(
                 (
@@ -256,6 +268,8 @@ def provider_warnings(
     openai: OpenAIConfig,
 ) -> list[str]:
     """Harmless leftovers of the provider choice, one line each, starting with the key."""
+    if streaming.provider == SYNC_PROVIDER:
+        return sync_warnings(streaming, endpointing)
     found = _base_mismatch(auth, streaming.provider)
     if streaming.provider == "assemblyai":
         if "openai_api_key_file" in auth.model_fields_set:

@@ -232,7 +232,7 @@ def resolve_secrets(
     elif auth_mode == "api_key" and provider == "openai":
         why = 'when auth.mode = "api_key" and streaming.provider = "openai"'
         wanted.append((OPENAI_API_KEY, openai_api_key_file, why))
-    elif auth_mode == "api_key" and provider == "assemblyai":
+    elif auth_mode == "api_key" and provider in ("assemblyai", "assemblyai-sync"):
         wanted.append((ASSEMBLYAI_API_KEY, api_key_file, 'when auth.mode = "api_key"'))
     wanted.append((MQTT_PASSWORD, password_file, None))
     for spec, configured, required_why in wanted:

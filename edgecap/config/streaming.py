@@ -40,9 +40,9 @@ from edgecap.config.urls import (
 
 MAX_TERMINATE_TIMEOUT_SECONDS = 30
 VoiceFocus = Literal["near-field", "far-field"]
-Provider = Literal["assemblyai", "openai"]
-"""Who transcribes: AssemblyAI v3 streaming (`[streaming]`, `[endpointing]`) or OpenAI Realtime
-transcription (`[openai]`)."""
+Provider = Literal["assemblyai", "openai", "assemblyai-sync"]
+"""Who transcribes: AssemblyAI v3 streaming (`[streaming]`, `[endpointing]`), OpenAI Realtime
+transcription (`[openai]`) or AssemblyAI's Sync API, one POST per utterance (`[sync]`)."""
 # ISO 639-1/639-3 language, optionally with a region or script ("en", "yue", "pt-BR", "en_us").
 _LANGUAGE_CODE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})?$")
 

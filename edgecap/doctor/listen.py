@@ -26,6 +26,12 @@ OPEN_TIMEOUT_SECONDS = 10.0
 
 async def check_listen(ctx: DoctorContext) -> CheckResult:
     seconds = ctx.options.listen_seconds or 0.0
+    if ctx.cfg.sync_provider:
+        return skipped(
+            CHECK,
+            'not available with streaming.provider = "assemblyai-sync" (no streaming session '
+            "to listen through; the sync check posts a clip)",
+        )
     reason = not_runnable(ctx, "client")
     settings = session_settings(ctx)
     if reason is None and not ctx.audio_ok:

@@ -26,6 +26,7 @@ from edgecap.config import (
     Secrets,
     SessionConfig,
     StreamingConfig,
+    SyncConfig,
     default_config_path,
     load_config,
 )
@@ -61,6 +62,11 @@ class DoctorConfig:
     warnings: tuple[str, ...] = ()
     openai: OpenAIConfig | None = None
     """What `edgecap check-config` warns about (keys of another mode, a region mismatch...)."""
+    sync: SyncConfig | None = None
+
+    @property
+    def sync_provider(self) -> bool:
+        return self.streaming is not None and self.streaming.provider == "assemblyai-sync"
 
     @property
     def valid(self) -> bool:
@@ -131,6 +137,7 @@ def _partial(path: Path, problems: list[str], env: Mapping[str, str], note: str)
         secrets=secrets,
         credentials_note=note,
         openai=_section(OpenAIConfig, data.get("openai")),
+        sync=_section(SyncConfig, data.get("sync")),
     )
 
 
@@ -165,6 +172,7 @@ def load_doctor_config(
         session=c.session,
         mqtt=c.mqtt,
         openai=c.openai,
+        sync=c.sync,
         secrets=loaded.secrets,
         credentials_note=note,
         warnings=tuple(w for w in loaded.warnings if w not in loaded.secrets.warnings),

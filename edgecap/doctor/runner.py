@@ -16,6 +16,7 @@ from edgecap.doctor.loading import DoctorConfig
 from edgecap.doctor.mqtt_check import check_mqtt
 from edgecap.doctor.result import CheckResult, Report
 from edgecap.doctor.streaming_check import check_streaming
+from edgecap.doctor.sync_check import check_sync
 from edgecap.doctor.systemd_check import check_systemd
 from edgecap.doctor.token_check import check_token
 from edgecap.runtime import Deadline
@@ -25,14 +26,14 @@ log = logging.getLogger(__name__)
 Check = Callable[[DoctorContext], Awaitable[CheckResult]]
 
 
-def checks_for(options: DoctorOptions) -> list[tuple[str, Check]]:
-    """The checks, in the order they run."""
-    checks: list[tuple[str, Check]] = [
-        ("config", check_config),
-        ("audio", check_audio),
-        ("token", check_token),
-        ("streaming", check_streaming),
-    ]
+def checks_for(options: DoctorOptions, sync: bool = False) -> list[tuple[str, Check]]:
+    """The checks, in the order they run (`sync`: the Sync API check in place of the token
+    and streaming checks)."""
+    checks: list[tuple[str, Check]] = [("config", check_config), ("audio", check_audio)]
+    if sync:
+        checks.append(("sync", check_sync))
+    else:
+        checks += [("token", check_token), ("streaming", check_streaming)]
     if options.listen_seconds:
         checks.append(("listen", check_listen))
     checks += [("mqtt", check_mqtt), ("systemd", check_systemd)]
@@ -46,6 +47,7 @@ BUDGET_SECONDS = {
     "audio": 12.0,
     "token": 12.0,
     "streaming": 16.0,
+    "sync": 16.0,
     "mqtt": 12.0,
     "systemd": 6.0,
 }
@@ -58,6 +60,8 @@ TOO_SLOW_FIX = {
     "and the network",
     "streaming": "the streaming server or the name lookup hangs: check streaming.url, DNS and "
     "the network",
+    "sync": "the Sync API (or the token service in front of it) or the name lookup hangs: "
+    "check sync.url / auth.token_service_url, DNS and the network",
     "mqtt": "the broker or the name lookup hangs: check mqtt.host, DNS and the network",
     "systemd": "systemctl does not answer: check `systemctl status` by hand",
 }
@@ -96,7 +100,7 @@ async def run_doctor(
     results: list[CheckResult] = []
     listen = opts.listen_seconds or 0.0
     deadline = Deadline(total_seconds + (listen + LISTEN_EXTRA_SECONDS if listen else 0.0))
-    todo = list(checks if checks is not None else checks_for(opts))
+    todo = list(checks if checks is not None else checks_for(opts, cfg.sync_provider))
     try:
         for index, (name, check) in enumerate(todo):
             budget = budget_for(name, deadline, len(todo) - index - 1, listen)

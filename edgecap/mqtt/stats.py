@@ -33,6 +33,7 @@ class DaemonCounters:
     billed_seconds: float = 0.0
     billing: Mapping[str, Any] | None = None  # ledger.billing_summary(...), when kept
     ledger_storage: Mapping[str, Any] | None = None  # LedgerStore.health.payload()
+    sync: Mapping[str, Any] | None = None  # the Sync provider's pending spool (summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ def stats_payload(
         payload["storage"] = storage
     if daemon.billing is not None:
         payload["billing"] = dict(daemon.billing)
+    if daemon.sync is not None:
+        payload["sync"] = dict(daemon.sync)
     return payload
 
 

@@ -3,7 +3,8 @@
 ``--provider assemblyai`` (the default) runs the AssemblyAI v3 streaming simulator and a
 KeyPool-compatible token service; ``--provider openai`` runs the OpenAI Realtime
 transcription simulator (WebSocket, client secrets and the KeyPool-style secrets path on
-one port)."""
+one port); ``--provider assemblyai-sync`` AssemblyAI's Sync API (and the token service's
+forwarding path for it) on one port."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from edgecap.sim.openai import (
     parse_realtime_fault,
 )
 from edgecap.sim.streaming import StreamingSimulator
+from edgecap.sim.sync_api.serve import SYNC_FAULT_HELP, parse_sync_faults, serve_sync
 from edgecap.sim.tokens import TOKEN_MODES, TokenServiceSimulator
 
 _FAULT_HELP = """\
@@ -65,7 +67,12 @@ paths answer. Its fault SPECs (one per authenticated upgrade):
 WHEN: audio (3s, 500ms), wall=3s, or utterance=N (just after the N-th utterance starts).
 """
 
-_PARSERS = {"assemblyai": parse_fault, "openai": parse_realtime_fault}
+_FAULT_HELP += "\n" + SYNC_FAULT_HELP
+_PARSERS: dict[str, Callable[[str], list[Any]]] = {
+    "assemblyai": parse_fault,
+    "openai": parse_realtime_fault,
+    "assemblyai-sync": parse_sync_faults,
+}
 Plan = TypeVar("Plan")
 
 
@@ -95,7 +102,7 @@ def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--provider",
-        choices=("assemblyai", "openai"),
+        choices=("assemblyai", "openai", "assemblyai-sync"),
         default="assemblyai",
         help="which provider to simulate (default assemblyai)",
     )
@@ -157,6 +164,12 @@ def add_subparser(subparsers: Any) -> argparse.ArgumentParser:
         "--detected-language",
         help="language_detection=true: the language reported (default: the first of "
         "language_codes, else language_code, else en)",
+    )
+    parser.add_argument(
+        "--sync-latency",
+        type=float,
+        default=0.0,
+        help="assemblyai-sync: seconds the service takes to answer (default 0)",
     )
     parser.add_argument("--ready-file", type=Path, help="write the URLs as JSON once listening")
     parser.add_argument("--log-level", default="INFO")
@@ -307,14 +320,18 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
-        if args.provider == "openai":
+        if args.provider == "assemblyai-sync":
+            sync_plans = _queued(parse_sync_faults, args)
+        elif args.provider == "openai":
             plans = _queued(parse_realtime_fault, args)
         else:
             aai_plans = _queued(parse_fault, args)
     except ValueError as exc:
         print(f"edgecap simulate: error: --provider {args.provider}: {exc}", file=sys.stderr)
         return 2
-    if args.provider == "openai":
+    if args.provider == "assemblyai-sync":
+        asyncio.run(serve_sync(args, sync_plans, _read_script(args.script), _write_ready))
+    elif args.provider == "openai":
         asyncio.run(_serve_openai(args, plans))
     else:
         asyncio.run(_serve(args, aai_plans))
