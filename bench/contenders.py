@@ -36,7 +36,7 @@ STREAM_QUERY = {  # what edgecap sends with its default configuration
     "min_turn_silence": "400",
     "max_turn_silence": "1280",
 }
-Provider = Literal["assemblyai", "openai"]
+Provider = Literal["assemblyai", "openai", "sync"]
 # the OpenAI contender's [openai] settings (its url is the simulator's)
 OPENAI_SETTINGS: dict[str, object] = {"model": "gpt-4o-transcribe", "turn_detection": "server_vad"}
 
@@ -138,6 +138,8 @@ def edgecap_config(
     if provider == "openai":
         sections["streaming"] = {"provider": "openai"}
         sections["openai"] = {"url": urls.streaming_url, **OPENAI_SETTINGS}
+    if provider == "sync":  # through the token service's /sync path (the device credential)
+        sections["streaming"] = {"provider": "assemblyai-sync"}
     if gate is None and gate_available():
         gate = "always"  # streaming from the start; the gate has its own phase (billing)
     if gate is not None:

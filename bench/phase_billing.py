@@ -8,6 +8,8 @@ with its own simulator, so all hear the same audio on the same machine:
 - `voice 10 s`: the voice gate with the settings before issue 16 (`idle_close_seconds = 10`,
   `preroll_ms = 500`; the 1 s first-message allowance of this build is not a setting);
 - `voice`: the voice gate with the shipped settings (the session ends ~1 s after the talk);
+- `sync`: the AssemblyAI Sync API provider (one POST per utterance, billed per second of
+  audio sent; its simulator answers after 134 ms, the service's stated time);
 - `voicebase`: with `--baseline`, the shipped settings of that source tree.
 
 Per contender: billed seconds as the simulator counts them (`Termination`'s
@@ -30,7 +32,7 @@ from pathlib import Path
 from bench import proc
 from bench.billing_measure import Arrival, delivered
 from bench.billing_programs import BillingProgram, commands, conversation, ten_percent
-from bench.contenders import edgecap_config, edgecap_process
+from bench.contenders import Provider, edgecap_config, edgecap_process
 from bench.context import Bench, say
 from bench.stack import BenchError, ClientProcess
 from bench.stats import per_audio_minute
@@ -48,6 +50,7 @@ class Contender:
     gate: str
     extra: dict[str, dict[str, object]] = field(default_factory=dict)
     baseline: bool = False
+    provider: Provider = "assemblyai"
 
 
 CONTENDERS = (
@@ -59,6 +62,7 @@ CONTENDERS = (
         {"session": {"idle_close_seconds": 10.0, "preroll_ms": 500}},
     ),
     Contender("voice", "voice (shipped)", "voice"),
+    Contender("sync", "sync API", "voice", provider="sync"),
 )
 
 
@@ -183,7 +187,7 @@ async def _start(
     bench: Bench, c: Contender, program: BillingProgram, tag: str, tree: Path | None
 ) -> _Started:
     key = f"bill{c.key}{tag}"
-    urls = await bench.start_sim(key, list(program.texts))
+    urls = await bench.start_sim(key, list(program.texts), kind=c.provider)
     source = bench.source(f"bench{key}")
     config = edgecap_config(
         bench.workdir / f"{key}.toml",
@@ -193,6 +197,7 @@ async def _start(
         mqtt_port=bench.broker.port,
         gate=c.gate,
         extra=c.extra,
+        provider=c.provider,
     )
     process = edgecap_process(key, config, source, urls, bench.log(key), tree=tree)
     await process.start(bench.changes)

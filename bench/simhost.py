@@ -11,7 +11,8 @@ echoing the request's "id". Commands:
 
     {"cmd": "start", "name": N, "script": [texts], "max_rate": 1.25, "kind": "assemblyai"}
         -> {"streaming_url", "token_service_url", "api_key", "credential"}
-        ("kind": "openai": the OpenAI simulator; no max_rate, emit or fault)
+        ("kind": "openai": the OpenAI simulator; "sync": the Sync API simulator, whose
+        "sessions" are its requests; no max_rate, emit or fault for either)
     {"cmd": "wait_streaming", "name": N, "index": I}   session I received audio -> stamps
     {"cmd": "emit", "name": N, "count": C, "interval": S}   C final turns on the newest
         live session -> {"session_id", "sent": [[turn_order, monotonic], ...]}
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -41,6 +43,8 @@ from typing import Any
 from edgecap.sim import FaultPlan, StreamingSimulator, TokenServiceSimulator, parse_fault
 from edgecap.sim.openai import OpenAIRealtimeSimulator, RealtimeSessionRecord
 from edgecap.sim.records import SessionRecord
+from edgecap.sim.sync_api import SyncApiSimulator
+from edgecap.sim.sync_api.checks import SyncRequestRecord
 
 API_KEY = "bench-api-key"
 CREDENTIAL = "bench-team-credential"
@@ -276,12 +280,73 @@ class OpenAISim(HostedSim):
         }
 
 
+class SyncSim(HostedSim):
+    """The AssemblyAI Sync API simulator (one POST per utterance), answering after
+    `SYNC_LATENCY_S` like the real service; its token-service path is `token_service_url`.
+    A "session" is a request: billed by the audio it carried (`open_seconds`)."""
+
+    kind = "sync"
+
+    def __init__(self, name: str, script: list[str]) -> None:
+        super().__init__(name)
+        self.sim = SyncApiSimulator(
+            script, api_key=API_KEY, credential=CREDENTIAL, latency=SYNC_LATENCY_S
+        )
+
+    async def _start(self) -> dict[str, Any]:
+        await self.sim.start()
+        return {
+            "streaming_url": self.sim.url,
+            "token_service_url": self.sim.token_service_url,
+            "api_key": API_KEY,
+            "credential": CREDENTIAL,
+        }
+
+    async def _stop(self) -> None:
+        await self.sim.stop()
+
+    def records(self) -> Sequence[SyncRequestRecord]:
+        return self.sim.requests
+
+    def progress(self, rec: SyncRequestRecord) -> Progress:
+        return Progress(True, rec.audio_ms > 0, rec.answered_at is not None or rec.status != 0)
+
+    async def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
+        answered = self.sim.answered
+        while not predicate():  # each answer is a change; a request's arrival shows later
+            answered.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), 0.5)
+
+    def summary(self, rec: SyncRequestRecord) -> dict[str, Any]:
+        ok = rec.status == 200
+        return {
+            "index": rec.index,
+            "session_id": None,
+            "audio_ms": rec.audio_ms,
+            "finals": [[rec.index, rec.text]] if ok else [],
+            "terminate_received": True,
+            "close_code": 1000 if rec.answered_at is not None else None,
+            "clean_end": ok,
+            "error": rec.fault,
+            "session_duration_seconds": None,
+            "open_seconds": rec.audio_ms / 1000 if ok else 0.0,  # billed: audio transcribed
+            "stamps": self._stamps(rec.index),
+        }
+
+
+SYNC_LATENCY_S = 0.134
+"""The Sync API's stated answer time (AssemblyAI's product page: ~134 ms)."""
+
+
 def new_sim(request: dict[str, Any]) -> HostedSim:
     """The simulator a `start` request asks for (`kind`: "assemblyai" unless given)."""
     name, script = request["name"], request.get("script", [])
     kind = request.get("kind", "assemblyai")
     if kind == "openai":
         return OpenAISim(name, script)
+    if kind == "sync":
+        return SyncSim(name, script)
     if kind == "assemblyai":
         return AssemblyAISim(name, script, request.get("max_rate"))
     raise ValueError(f"unknown simulator kind {kind!r}")

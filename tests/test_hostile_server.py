@@ -306,10 +306,13 @@ async def test_daemon_skips_hostile_turns_and_publishes_only_strict_json(
                 await sub.await_for(lambda m: m.topic == transcript, timeout=30, count=3)
             messages = sub.messages  # including what the clean stop published
 
-    # every payload a subscriber got is strict JSON in UTF-8 (availability is plain text)
+    # every payload a subscriber got is strict JSON in UTF-8 (availability and the mute's
+    # state are plain text)
     for m in messages:
         if m.topic.endswith("/availability"):
             assert m.payload in (b"online", b"offline")
+        elif m.topic.endswith("/mute"):
+            assert m.payload in (b"ON", b"OFF")
         else:
             assert isinstance(m.json(), dict), m.topic
     turns = [m.json() for m in messages if m.topic == transcript]

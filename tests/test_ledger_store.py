@@ -155,9 +155,11 @@ def test_kill_9_mid_session_keeps_closed_sessions_and_recovers_the_open_one(
     store = LedgerStore.open(tmp_path, ledger, now=NOON + 400)
     summary = billing_summary(store.ledger, local(NOON + 400), gate="voice")
     # today: the closed session and the killed one (20 s seen + 10 s over-estimate)
-    assert summary["today"] == {"sessions": 2, "speech_seconds": 85.0, "billed_seconds": 130.0}
+    today = summary["today"]
+    assert today == {"sessions": 2, "speech_seconds": 85.0, "billed_seconds": 130.0, "cost": None}
     # this month adds the session of the 3rd; October's is not in it
-    assert summary["month"] == {"sessions": 3, "speech_seconds": 125.0, "billed_seconds": 180.0}
+    month = summary["month"]
+    assert month == {"sessions": 3, "speech_seconds": 125.0, "billed_seconds": 180.0, "cost": None}
     assert dict((r[0], r[2]) for r in rows(tmp_path))["open"] == "recovered"
     store.close()
 
@@ -254,7 +256,7 @@ def test_unusable_state_dir_keeps_the_ledger_in_memory_and_says_so_once(
 
 
 def test_billing_summary_counts_an_open_session_in_billed_time_and_budget() -> None:
-    ledger = Ledger(reset_at=time(4, 0), budget_seconds=600)
+    ledger = Ledger(reset_at=time(4, 0), budget_seconds=600, price_per_hour=0.45)
     ledger.record(local(ts(2026, 11, 21, 3, 0)), 200.0, 150.0)  # the 20th's billing day
     ledger.record(local(ts(2026, 11, 21, 9, 0)), 300.04, 250.06)
     now = local(ts(2026, 11, 21, 10, 0))
@@ -264,8 +266,11 @@ def test_billing_summary_counts_an_open_session_in_billed_time_and_budget() -> N
         "day": "2026-11-21",
         # 04:00 on the 22nd in Kolkata (UTC+05:30)
         "resets_at": "2026-11-21T22:30:00.000Z",
-        "today": {"sessions": 1, "speech_seconds": 250.1, "billed_seconds": 420.0},
-        "month": {"sessions": 2, "speech_seconds": 400.1, "billed_seconds": 620.0},
+        # the cost is the billed time at the price: 420 s at $0.45/h
+        "today": {"sessions": 1, "speech_seconds": 250.1, "billed_seconds": 420.0, "cost": 0.0525},
+        "month": {"sessions": 2, "speech_seconds": 400.1, "billed_seconds": 620.0, "cost": 0.0775},
+        "currency": "USD",
+        "price_per_hour": 0.45,
         "budget_seconds": 600.0,
         "budget_left_seconds": 180.0,
         "budget_exhausted": False,
