@@ -113,6 +113,7 @@ def session_settings_for(
         terminate_timeout=timeout(streaming.terminate_timeout_seconds),
         max_session_seconds=session.max_session_seconds,
         catchup_rate=streaming.catchup_rate,
+        preroll_burst_seconds=streaming.preroll_burst_ms / 1000,
         provider=AssemblyAIProvider(streaming.url, params, auth_form(auth)),
     )
 

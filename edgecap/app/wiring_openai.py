@@ -59,6 +59,7 @@ def openai_session_settings(
         terminate_timeout=timeout(streaming.terminate_timeout_seconds),
         max_session_seconds=session.max_session_seconds,
         catchup_rate=streaming.catchup_rate,
+        preroll_burst_seconds=streaming.preroll_burst_ms / 1000,
         provider=OpenAIRealtimeProvider(params),
     )
 

@@ -99,6 +99,7 @@ class StreamingConfig(_Section):
     cooldown_seconds: Float = Field(default=300.0, ge=1, le=86400)
     replay_buffer_seconds: Float = Field(default=30.0, ge=1, le=600)
     catchup_rate: Float = Field(default=1.2, gt=1.0, le=2.0)
+    preroll_burst_ms: Int = Field(default=1000, ge=100, le=1000)
 
     @property
     def caps(self) -> ModelCaps:

@@ -26,13 +26,14 @@ class SessionSettings:
     """Sent audio kept for replay while no turn is open (speech not yet announced)."""
     pacer_burst_seconds: float = 0.1
     preroll_burst_seconds: float = 1.0
-    """The first message of a session opened by a voice onset carries up to this much of
-    the backlog (the pre-roll and what was captured while connecting; 1000 ms is the largest
-    audio message AssemblyAI takes): the session is live after one message instead of
-    catching up at `catchup_rate` for seconds, so the server hears the end of speech, and
-    ends the turn, ~1 s sooner. AssemblyAI's real-time check tolerates far more look-ahead
-    (a third party measured ~310 s); the simulator's default model is 1.25x + 2 s. A
-    session opened after a drop replays at `catchup_rate` from its first message."""
+    """`streaming.preroll_burst_ms`: the first message of a session opened by a voice onset
+    carries up to this much of the backlog (the pre-roll and what was captured while
+    connecting; 1000 ms is the largest audio message AssemblyAI takes). The session is live
+    after one message instead of catching up at `catchup_rate` for seconds, so the server
+    hears the end of speech, and ends the turn, ~1 s sooner. AssemblyAI does not document
+    how much look-ahead its real-time check allows (a third party measured ~310 s); the
+    simulator's default model is 1.25x + 2 s. A session opened after a drop replays at
+    `catchup_rate` from its first message."""
     provider: StreamingProvider | None = None
     """The provider's protocol (the way in, control messages); None: AssemblyAI v3 with a
     token in the query."""
