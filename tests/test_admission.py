@@ -118,6 +118,8 @@ def test_no_more_sessions_per_minute_than_allowed_a_quiet_one_is_kept_instead() 
             for _ in range(round(seconds / FRAME_S)):
                 for t, a in feed(FRAME_S, speech, session_live=live):
                     events.append((t, a))
+                    if a is Action.OPEN and not live:
+                        adm.session_began(t)  # (the engine says so at Begin)
                     live = a is Action.OPEN or (live and a is not Action.CLOSE_IDLE)
     opens = [t for t, a in events if a is Action.OPEN]
     closes = [t for t, a in events if a is Action.CLOSE_IDLE]
@@ -128,6 +130,28 @@ def test_no_more_sessions_per_minute_than_allowed_a_quiet_one_is_kept_instead() 
     later = feed(60.0, False, session_live=True)
     assert [a for _, a in later] == [Action.CLOSE_IDLE]
     assert later[0][0] == pytest.approx(opens[0] + 60.0, abs=0.06)
+
+
+def test_a_talk_that_ended_while_its_session_was_opening_closes_it_once_it_began() -> None:
+    """A short "yes" whose session is still connecting when the talk is over: the session
+    is closed as soon as it is live (its audio is drained first), not kept open and billed
+    until the next speech."""
+    adm = Admission(voice(idle_close_seconds=0.3))
+    feed = Feeder(adm)
+    assert [a for _, a in feed(0.4, True, session_live=False)] == [Action.OPEN]
+    assert feed(1.0, False, session_live=False) == []  # quiet; the session is not live yet
+    assert not adm.wanted
+    # it begins with 1.2 s of audio to send: nothing until no more than 1 s is owed
+    assert feed(0.2, False, session_live=True, backlog_ms=1200) == []
+    ended = feed(0.2, False, session_live=True, backlog_ms=600, turn_open=True)
+    assert [a for _, a in ended] == [Action.END_TURN]
+    assert [a for _, a in feed(0.1, False)] == [Action.CLOSE_IDLE]
+    assert feed(2.0, False) == []  # once
+    # speech resuming before it began keeps it: no close owed then
+    feed(0.4, True, session_live=False)
+    feed(1.0, False, session_live=False)
+    assert [a for _, a in feed(0.4, True, session_live=False)] == [Action.OPEN]
+    assert feed(0.2, True, session_live=True) == []
 
 
 def test_quiet_with_a_turn_open_ends_the_turn_then_closes_when_it_is_final() -> None:

@@ -212,6 +212,33 @@ async def test_pending_audio_of_a_previous_run_is_sent_first(tmp_path: Path) -> 
     assert turns[0].id.startswith(p.session_id)  # the id it was given when captured
 
 
+async def test_while_muted_nothing_is_captured_or_sent_and_the_state_says_muted(
+    tmp_path: Path,
+) -> None:
+    async with SyncApiSimulator(["said before the mute", "after"], api_key=KEY) as sim:
+        sim.schedule_fault(parse_sync_fault("refuse*50"))
+        first, _ = pipeline(sim, tmp_path, Status())  # a run that leaves one utterance pending
+        runner = asyncio.create_task(first.run())
+        await play(first, bytes(FRAME_BYTES * 6) + burst(0.6, 0.8), [0])
+        first.stop(0.5)
+        await asyncio.wait_for(runner, 5)
+        sim.clear_faults()
+        requests = len(sim.requests)
+        status = Status()
+        p, turns = pipeline(sim, tmp_path, status)
+        p.set_muted(True)  # started muted (the saved state), before it runs
+        runner = asyncio.create_task(p.run())
+        await play(p, bytes(FRAME_BYTES * 6) + burst(0.6, 0.8) + bytes(FRAME_BYTES * 10), [0])
+        assert len(sim.requests) == requests  # neither the pending one nor the new speech
+        assert set(status.states) == {"muted"}
+        p.set_muted(False)
+        await turns.wait(1)  # the utterance from before the mute, once it is lifted
+        p.stop(0.5)
+        await asyncio.wait_for(runner, 5)
+    assert [t.text for t in turns] == ["said before the mute"]
+    assert status.states[-1] == "listening"
+
+
 async def test_stop_mid_utterance_sends_what_was_spoken(tmp_path: Path) -> None:
     async with SyncApiSimulator(["cut short"], api_key=KEY) as sim:
         p, turns = pipeline(sim, tmp_path, Status())

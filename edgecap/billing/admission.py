@@ -74,7 +74,8 @@ class Admission:
         self._budget_close_by: float | None = None
         self._close_sent = False
         self._ending_since: float | None = None  # END_TURN sent, waiting for the final
-        self._opened: deque[float] = deque()  # when the sessions of the last minute opened
+        self._opened: deque[float] = deque()  # when the sessions of the last minute began
+        self._close_owed = False  # the talk ended while the session was still opening
         self.preroll_from: float | None = None
         """Monotonic capture time from which audio is sent at the last onset."""
 
@@ -108,8 +109,7 @@ class Admission:
         if decision is GateDecision.OPEN:
             self.wanted = True
             self._ending_since = None
-            if not session_live:
-                self._opened.append(now)
+            self._close_owed = False
             onset = self.gate.onset_at if self.gate.onset_at is not None else now
             self.preroll_from = onset - (self.s.gate.preroll_ms + DETECTOR_LAG_MS) / 1000
             return Action.OPEN
@@ -117,7 +117,11 @@ class Admission:
             self._ending_since = None
             if decision is GateDecision.CLOSE:
                 self.wanted = False
+                self._close_owed = True  # a session still opening is closed once it has begun
             return Action.NONE
+        if self._close_owed and not busy:
+            self._close_owed = False
+            decision = GateDecision.CLOSE
         if decision is GateDecision.CLOSE:
             self.wanted = False
             if turn_open:
@@ -129,6 +133,10 @@ class Admission:
             self._ending_since = None
             return Action.CLOSE_IDLE
         return Action.NONE
+
+    def session_began(self, now: float) -> None:
+        """A session began (any: an onset's, a retry, a rotation): counted for the cap."""
+        self._opened.append(now)
 
     def _at_session_cap(self, now: float) -> bool:
         """As many sessions opened in the last minute as allowed: closing this one now

@@ -149,6 +149,7 @@ class BillingGuard:
 
     def session_began(self, session_id: str) -> None:
         self._session_id, self._began_at = session_id, self._clock()
+        self.admission.session_began(self._began_at)
         self._heartbeat_at, self._speech = self._began_at, 0.0
         if self._store is not None:
             self._store.session_opened(session_id, time.time())

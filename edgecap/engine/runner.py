@@ -361,6 +361,9 @@ class Engine:
         token, self._token = self._token, None
         assert token is not None
         settings = self._settings()
+        # a voice session not retrying a failure: what waits is the pre-roll (after a clean
+        # rotation, replayed audio: up to the same 1 s in the first message)
+        preroll = self.billing.admission.voice and self.controller.attempt == 0
         session = StreamingSession(
             settings,
             self._buffer,
@@ -369,8 +372,7 @@ class Engine:
             self._on_partial,
             on_activity=self._activity,
             on_revision=self._on_revision,
-            # a voice session not retrying a failure: what waits is the pre-roll
-            preroll=self.billing.admission.voice and self.controller.attempt == 0,
+            preroll=preroll,
         )
         self._opening = session
         try:
@@ -385,7 +387,9 @@ class Engine:
             return
         self.billing.session_began(begin.id)
         self.current = session
-        if self.billing.admission.gate.speaking:  # opened by a voice onset: speech is on
+        if preroll or self.billing.admission.gate.speaking:
+            # opened by a voice onset: its audio is speech (even when the talk already
+            # ended while connecting: a provider that commits must then commit it)
             session.speech_edge(True)
         session.finish_by = self._finish_by
         expires_in = begin.expires_at - time.time() if begin.expires_at else None

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from edgecap.audio.frame import Frame
 from edgecap.billing.gate import SpeechDetector
@@ -113,7 +114,7 @@ class SyncPipeline:
     def set_muted(self, muted: bool) -> None:
         """The privacy mute: the utterance being captured is dropped (its live upload cut)
         and nothing is captured or sent while muted. Utterances completed before the mute
-        stay in the pending spool and are sent (they were spoken before it)."""
+        wait in the pending spool and are sent once it is lifted."""
         if muted == self.muted:
             return
         self.muted = muted
@@ -127,9 +128,14 @@ class SyncPipeline:
                 u.closed.set()
             self.segmenter = Segmenter(self.s.segments)
             self.reporter.set_state("muted", detail="privacy mute: no audio is sent")
-        elif self._state_is_idle():
-            self.reporter.set_state("listening")
+        else:
+            self.reporter.set_state("listening")  # what comes next reports itself
         self._wake.set()
+
+    def _state(self, state: str, **detail: Any) -> None:
+        """Report `state`, unless the privacy mute is on: it says `muted` until lifted."""
+        if not self.muted:
+            self.reporter.set_state(state, **detail)
 
     def set_admission(self, admission: object, vad: SpeechDetector | None) -> None:
         """The gate is always the voice detector here (each utterance is one request)."""
@@ -148,7 +154,7 @@ class SyncPipeline:
             for event in self.segmenter.stop():
                 self._handle(event)
         elif self._state_is_idle():
-            self.reporter.set_state("listening")
+            self._state("listening")
 
     def stop(self, within: float | None = None) -> None:
         for event in self.segmenter.stop():
@@ -190,7 +196,7 @@ class SyncPipeline:
             u.task.add_done_callback(self._uploads.discard)
         self._current = u
         if self.queue.count == 0:  # otherwise the state says why utterances wait
-            self.reporter.set_state("streaming", session_id=self.session_id, detail="utterance")
+            self._state("streaming", session_id=self.session_id, detail="utterance")
 
     def _closed(self, event: Closed) -> None:
         u, self._current = self._current, None
@@ -219,7 +225,7 @@ class SyncPipeline:
         u.closed.set()
         self._wake.set()
         if self._state_is_idle():
-            self.reporter.set_state("listening")
+            self._state("listening")
 
     # -- sending ----------------------------------------------------------------------
 
@@ -257,11 +263,11 @@ class SyncPipeline:
             self._report_drops(self.queue.add(replace(item, attempts=0, due_at=0.0), time.time()))
         if self.queue.count:
             log.info("sync: %d utterance(s) left by the last run will be sent", self.queue.count)
-        self.reporter.set_state("listening")
+        self._state("listening")
         while not self._stopping:
             self._tick()
             head, wait = self.queue.head(), self.queue.wait(self._clock())
-            if head is not None and wait == 0 and self._in_flight is None:
+            if head is not None and wait == 0 and self._in_flight is None and not self.muted:
                 await self._send_pending(head)
                 continue
             self._wake.clear()
@@ -323,7 +329,7 @@ class SyncPipeline:
         )
         self.reporter.record_error(c)
         state = "auth_failed" if c.error_class is ErrorClass.AUTH else "reconnecting"
-        self.reporter.set_state(state, detail=line, error_class=str(c.error_class), retry_in=delay)
+        self._state(state, detail=line, error_class=str(c.error_class), retry_in=delay)
 
     def _transcribed(self, item: PendingItem, result: SyncTranscript, *, live: bool) -> None:
         self.queue.done(item.key)
@@ -360,7 +366,7 @@ class SyncPipeline:
         )
         self.reporter.set_condition("sync", None)
         if self._current is None:
-            self.reporter.set_state("listening")
+            self._state("listening")
 
     def _bill(self, key: str, billed: float, speech: float) -> None:
         self.billed_seconds += billed
@@ -379,9 +385,9 @@ class SyncPipeline:
             self._budget_out = out
             if out:
                 log.warning("sync: today's budget is used up; no utterance is sent until reset")
-                self.reporter.set_state("budget_exhausted")
+                self._state("budget_exhausted")
             else:
-                self.reporter.set_state("listening")
+                self._state("listening")
 
     def _report_drops(self, dropped: list[Dropped]) -> None:
         for d in dropped:
