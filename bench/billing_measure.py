@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import difflib
 import re
-import statistics
 from dataclasses import dataclass, field
 
 from bench.billing_programs import Utterance
+from bench.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,11 @@ class Delivery:
 
     @property
     def median_s(self) -> float | None:
-        return statistics.median(self.latencies) if self.latencies else None
+        return percentile(self.latencies, 50) if self.latencies else None
 
     @property
     def p95_s(self) -> float | None:
-        xs = sorted(self.latencies)
-        return xs[min(len(xs) - 1, round(0.95 * (len(xs) - 1)))] if xs else None
+        return percentile(self.latencies, 95) if self.latencies else None
 
 
 def _words(text: str) -> list[str]:
@@ -68,12 +67,3 @@ def delivered(utterances: tuple[Utterance, ...], arrivals: list[Arrival]) -> Del
             out.new_session_latencies.append(latency)
         previous_session = a.session_id
     return out
-
-
-def words_lost(expected: list[str], received: list[str]) -> tuple[int, int]:
-    """(expected words, expected words not found in order in what was received)."""
-    want = [w for t in expected for w in _words(t)]
-    got = [w for t in received for w in _words(t)]
-    matcher = difflib.SequenceMatcher(a=want, b=got, autojunk=False)
-    matched = sum(block.size for block in matcher.get_matching_blocks())
-    return len(want), len(want) - matched

@@ -23,7 +23,6 @@ per audio-minute. The detector's own CPU is measured in this process.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from bench.billing_programs import BillingProgram, commands, conversation, ten_p
 from bench.contenders import Provider, edgecap_config, edgecap_process
 from bench.context import Bench, say
 from bench.stack import BenchError, ClientProcess
-from bench.stats import per_audio_minute
+from bench.stats import per_audio_minute, percentile
 from edgecap.sim.microphone import AlsaFifoSource
 from tests.harness.audio import room_noise
 
@@ -108,7 +107,6 @@ class BillingResult:
     programs: list[ProgramResult] = field(default_factory=list)
     vad_cpu_per_audio_min: float = 0.0
     detector: list[DetectorRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def vad_verdicts(pcm: bytes, threshold: float = 0.5) -> tuple[list[bool], float]:
@@ -296,7 +294,7 @@ async def _row(
     row.words, row.words_lost = got.words, got.words_lost
     row.median_s, row.p95_s = got.median_s, got.p95_s
     if got.new_session_latencies:
-        row.new_session_median_s = statistics.median(got.new_session_latencies)
+        row.new_session_median_s = percentile(got.new_session_latencies, 50)
         row.new_session_count = len(got.new_session_latencies)
     row.per_hour = row.sessions / (program.seconds / 3600)
     row.cpu_per_audio_min = per_audio_minute(cpu, program.seconds)
@@ -361,5 +359,4 @@ def section(r: BillingResult | None) -> list[str]:
             for d in r.detector
         ),
     ]
-    lines += [f"Note: {n}" for n in r.notes]
     return lines

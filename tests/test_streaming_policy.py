@@ -57,9 +57,7 @@ def test_a_voice_session_sends_its_preroll_at_once_and_paces_any_later_backlog()
     """The first message may carry `first_s` (the pre-roll); that excess is not owed
     later: the server sees at most rate x real time + first_s, and a burst later in the
     session is paced exactly as in a session without it."""
-    buf = AudioBuffer(30_000, 50)
-    for i in range(19):  # 0.95 s waiting when the session begins
-        buf.append(frame(i))
+    buf = buf_of(19)  # 0.95 s waiting when the session begins
     pacer = CatchUpPacer(rate=1.2, burst_s=0.1, first_s=1.0)
     frames, wait = plan_message(buf, pacer, now=0.0)
     assert (len(frames), wait) == (19, 0.0)  # all of it in the first message
