@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
@@ -73,13 +74,15 @@ async def proxy_endpoint(websocket: WebSocket) -> None:
             await websocket.send_denial_response(refusal_response(refusal))
             return
         await websocket.accept(subprotocol=echo)
-        session = ProxySession(service, result, websocket, upstream)
+        session = ProxySession(
+            service, result, websocket, upstream, release=lambda: service.close_session(reserved)
+        )
         handle.drain = lambda code, why: session.request_end(code, why, "drained")
         if service.draining:  # the drain began while the upstream was opening
             session.request_end(1012, "token service restarting; reconnect", "drained")
         await session.run()
     finally:
-        service.close_session(reserved)
+        service.close_session(reserved)  # (again after `release`: once is what counts)
 
 
 def upstream_url(base: str, query: bytes) -> str:
@@ -133,8 +136,10 @@ class ProxySession:
         admitted: Admitted,
         websocket: WebSocket,
         upstream: ClientConnection,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
         self.service = service
+        self._release = release  # frees the session's slot (the concurrent-session limit)
         self.admitted = admitted
         self.websocket = websocket
         self.upstream = upstream
@@ -166,8 +171,12 @@ class ProxySession:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.upstream.close()
-            await self._close_device()
+            # usage written and the slot freed before the device hears the close: a device
+            # that reconnects at once is refused for the right reason (its budget), not for
+            # a session that is already over
             seconds = await self._flush()
+            self._release()
+            await self._close_device()
             ending = self.ending
             service.audit(
                 ROUTE,
